@@ -1,0 +1,78 @@
+import { readFile } from 'node:fs/promises';
+import { ExecaError, execa } from 'execa';
+import type { IPFamily } from '../../model/ip.js';
+import { type LiveRules, parseIptablesSave } from './live-state.js';
+
+/** A restore the kernel (or the tool) refused, with the tool's words and the input lines it pointed at. */
+export class ApplyError extends Error {
+  constructor(
+    message: string,
+    readonly toolOutput: string,
+    readonly offendingLines: readonly string[],
+  ) {
+    super(message);
+    this.name = 'ApplyError';
+  }
+}
+
+const tools = (family: IPFamily) =>
+  family === 'IPv4'
+    ? { save: 'iptables-save', restore: 'iptables-restore' }
+    : { save: 'ip6tables-save', restore: 'ip6tables-restore' };
+
+/** Wait up to 5 s for the xtables lock, polling every 100 ms, as kube-proxy does: other agents hold it too. */
+const WAIT_ARGS = ['-w', '5', '-W', '100000'];
+
+export async function readLiveRules(family: IPFamily): Promise<LiveRules> {
+  const { save } = tools(family);
+  try {
+    const { stdout } = await execa(save, [], { timeout: 120_000, maxBuffer: 1024 * 1024 * 1024 });
+    return parseIptablesSave(stdout);
+  } catch (e) {
+    throw new ApplyError(`${save} failed: ${describe(e)}`, toolOutput(e), []);
+  }
+}
+
+/** Applies a payload with `--noflush`, so chains it does not declare (everyone else's) stay as they are. */
+export async function restore(payload: string, family: IPFamily): Promise<void> {
+  const { restore: tool } = tools(family);
+  try {
+    await execa(tool, [...WAIT_ARGS, '--noflush', '--counters'], { input: payload, timeout: 600_000 });
+  } catch (e) {
+    const output = toolOutput(e);
+    throw new ApplyError(`${tool} failed: ${describe(e)}`, output, offendingLines(payload, output));
+  }
+}
+
+/** iptables-restore names the failing input line ("line 5 failed", "Error occurred at line: 5"). */
+export function offendingLines(payload: string, output: string): string[] {
+  const match = /line:? (\d+)/.exec(output);
+  if (!match) return [];
+  const n = Number(match[1]);
+  const lines = payload.split('\n');
+  const out: string[] = [];
+  for (let i = Math.max(1, n - 1); i <= Math.min(lines.length, n + 1); i++) out.push(`${i}: ${lines[i - 1]}`);
+  return out;
+}
+
+/** kube-proxy installs the ctstate INVALID drop only when the kernel is not in "be liberal" TCP mode. */
+export async function conntrackTcpBeLiberal(): Promise<boolean> {
+  try {
+    return (await readFile('/proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal', 'utf8')).trim() !== '0';
+  } catch {
+    return false;
+  }
+}
+
+function toolOutput(e: unknown): string {
+  return e instanceof ExecaError ? String(e.stderr ?? '').trim() : '';
+}
+
+function describe(e: unknown): string {
+  if (e instanceof ExecaError) {
+    if (e.code === 'ENOENT') return 'command not found (install the iptables package)';
+    if (e.timedOut) return 'timed out';
+    return e.exitCode !== undefined ? `exit code ${e.exitCode}` : e.shortMessage;
+  }
+  return e instanceof Error ? e.message : String(e);
+}

@@ -1,0 +1,132 @@
+import { endpointsForPort } from '../../model/endpoints.js';
+import type { ClusterState } from '../../model/state.js';
+import type { ServiceKey, ServicePortSpec } from '../../model/types.js';
+import { type ServiceFragment, type ServicePortInput, renderServiceFragment } from './fragment.js';
+import { EMPTY_LIVE_RULES, type LiveRules } from './live-state.js';
+import type { IptablesOptions } from './options.js';
+import { type RestorePayload, planFull, planPartial } from './payload.js';
+
+/** A payload plus what to remember once the kernel has taken it. */
+export interface SyncPlan {
+  readonly payload: RestorePayload;
+  /** Call after the restore succeeded: the plan's fragments become the applied state. */
+  commit(): void;
+  /** Call after the restore failed: its Services stay pending (and the caller should plan a full sync). */
+  abort(): void;
+}
+
+/**
+ * The incremental iptables compiler: pure (no I/O, no clock), stateful only in its caches. It keeps one
+ * rendered fragment per Service, re-rendering only Services reported as changed, and remembers which
+ * fragments the kernel holds, so a partial sync writes only the difference.
+ */
+export class IptablesCompiler {
+  private readonly wanted = new Map<ServiceKey, ServiceFragment>();
+  private applied = new Map<ServiceKey, ServiceFragment>();
+  private pending = new Set<ServiceKey>();
+  private readonly endpointCounts = new Map<ServiceKey, number>();
+  private totalEndpoints = 0;
+  private largeCluster = false;
+
+  constructor(readonly options: IptablesOptions) {}
+
+  /** Re-renders the given Services from `state` (deleted ones are dropped). */
+  update(state: ClusterState, changed: Iterable<ServiceKey>): void {
+    const inputs = new Map<ServiceKey, ServicePortInput[] | undefined>();
+    for (const key of changed) {
+      const service = state.getService(key);
+      const ports = service && this.portInputs(state, key, service.ports);
+      inputs.set(key, ports);
+      const count = ports?.reduce((n, p) => n + p.endpoints.length, 0) ?? 0;
+      this.totalEndpoints += count - (this.endpointCounts.get(key) ?? 0);
+      if (count > 0) this.endpointCounts.set(key, count);
+      else this.endpointCounts.delete(key);
+    }
+    const largeCluster = this.totalEndpoints > this.options.largeClusterEndpointsThreshold;
+    if (largeCluster !== this.largeCluster) {
+      // Per-endpoint comments come and go with the mode, so every Service's text changes.
+      this.largeCluster = largeCluster;
+      for (const service of state.allServices()) {
+        if (!inputs.has(service.key)) inputs.set(service.key, this.portInputs(state, service.key, service.ports));
+      }
+    }
+    for (const [key, ports] of inputs) {
+      const service = state.getService(key);
+      if (service === undefined || ports === undefined) this.wanted.delete(key);
+      else this.wanted.set(key, renderServiceFragment(service, ports, this.options, this.largeCluster));
+      this.pending.add(key);
+    }
+  }
+
+  private portInputs(state: ClusterState, key: ServiceKey, ports: readonly ServicePortSpec[]): ServicePortInput[] {
+    const slices = state.slicesOf(key);
+    return ports.map((port) => ({
+      port,
+      endpoints: endpointsForPort(slices, port, this.options.family, this.options.node.name),
+    }));
+  }
+
+  /** Everything, written over whatever `live` holds; stale chains found in `live` are deleted. */
+  planFull(live: LiveRules = EMPTY_LIVE_RULES): SyncPlan {
+    const snapshot = new Map(this.wanted);
+    const ordered = [...snapshot.keys()].sort().map((k) => snapshot.get(k)!);
+    const payload = planFull(ordered, this.options, live);
+    const covered = this.pending;
+    this.pending = new Set();
+    return {
+      payload,
+      commit: () => {
+        this.applied = snapshot;
+      },
+      abort: () => {
+        for (const key of covered) this.pending.add(key);
+      },
+    };
+  }
+
+  /** Only what changed since the last committed plan; undefined when nothing did. */
+  planPartial(): SyncPlan | undefined {
+    const covered = this.pending;
+    const snapshot = new Map<ServiceKey, ServiceFragment | undefined>();
+    for (const key of covered) snapshot.set(key, this.wanted.get(key));
+    const totals = this.totals();
+    const payload = planPartial(this.applied, this.wanted, covered, totals);
+    this.pending = new Set();
+    const commit = (): void => {
+      for (const [key, fragment] of snapshot) {
+        if (fragment === undefined) this.applied.delete(key);
+        else this.applied.set(key, fragment);
+      }
+    };
+    if (payload === undefined) {
+      // Nothing to write: the kernel already holds text identical to these fragments.
+      commit();
+      return undefined;
+    }
+    return {
+      payload,
+      commit,
+      abort: () => {
+        for (const key of covered) this.pending.add(key);
+      },
+    };
+  }
+
+  get serviceCount(): number {
+    return this.wanted.size;
+  }
+
+  get isLargeCluster(): boolean {
+    return this.largeCluster;
+  }
+
+  private totals(): { natRulesTotal: number; filterRulesTotal: number } {
+    let nat = 0;
+    let filter = 0;
+    for (const f of this.wanted.values()) {
+      nat += f.natRuleCount;
+      filter += f.filterServiceRules.length;
+    }
+    return { natRulesTotal: nat, filterRulesTotal: filter };
+  }
+}

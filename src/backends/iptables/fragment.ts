@@ -1,0 +1,130 @@
+import { categorizeEndpoints } from '../../model/categorize.js';
+import type { Endpoint, Service, ServiceKey, ServicePortSpec } from '../../model/types.js';
+import { servicePortNameString } from '../../model/types.js';
+import { endpointChain, servicePortChains } from './names.js';
+import type { IptablesOptions } from './options.js';
+import { probability } from './probability.js';
+import { KUBE_MARK_MASQ, KUBE_SERVICES } from './skeleton.js';
+
+/**
+ * Everything one Service contributes to the ruleset. Fragments are immutable and cached until the Service
+ * or its endpoints change; syncs compare old and new fragments to decide what to write.
+ */
+export interface ServiceFragment {
+  readonly key: ServiceKey;
+  /** nat chains owned by this Service (SVC, SVL, SEP), name → rule lines, each ending in a newline. */
+  readonly natChains: ReadonlyMap<string, string>;
+  /** Rules this Service puts in the shared nat KUBE-SERVICES chain, without the leading `-A KUBE-SERVICES `. */
+  readonly natServiceRules: readonly string[];
+  /** Rules this Service puts in the shared filter KUBE-SERVICES chain (REJECT/DROP), likewise. */
+  readonly filterServiceRules: readonly string[];
+  /** nat rules in the Service's own chains plus its KUBE-SERVICES rules, for metrics and the README's counts. */
+  readonly natRuleCount: number;
+}
+
+/** A service port with its merged endpoints, ready to render. */
+export interface ServicePortInput {
+  readonly port: ServicePortSpec;
+  readonly endpoints: readonly Endpoint[];
+}
+
+/**
+ * Renders one Service's rules with kube-proxy's chain names, comments and argument order (see
+ * pkg/proxy/iptables/proxier.go): dispatch in KUBE-SERVICES, masquerade and load balancing in the policy
+ * chain, hairpin masquerade and DNAT in one chain per endpoint, REJECT/DROP in filter when nothing serves.
+ */
+export function renderServiceFragment(
+  service: Service,
+  ports: readonly ServicePortInput[],
+  opts: IptablesOptions,
+  largeCluster: boolean,
+): ServiceFragment {
+  const clusterIP = service.clusterIPs[opts.family];
+  const natChains = new Map<string, string>();
+  const natServiceRules: string[] = [];
+  const filterServiceRules: string[] = [];
+  let natRuleCount = 0;
+  if (clusterIP === undefined) return { key: service.key, natChains, natServiceRules, filterServiceRules, natRuleCount };
+
+  for (const { port, endpoints } of ports) {
+    const spn = servicePortNameString({ service: service.key, port: port.name, protocol: port.protocol });
+    const proto = port.protocol.toLowerCase();
+    const chains = servicePortChains(spn, port.protocol);
+    const iTPLocal = service.internalTrafficPolicy === 'Local';
+    const sel = categorizeEndpoints(
+      endpoints,
+      { internalTrafficPolicy: service.internalTrafficPolicy, externalTrafficPolicy: 'Cluster', externallyAccessible: false },
+      opts.node,
+    );
+    const hasInternalEndpoints = iTPLocal ? sel.localEndpoints.length > 0 : sel.hasAnyEndpoints;
+    const internalPolicyChain = iTPLocal ? chains.svl : chains.svc;
+    const match = `-m ${proto} -p ${proto} -d ${clusterIP} --dport ${port.port}`;
+
+    if (!sel.hasAnyEndpoints) {
+      filterServiceRules.push(`-m comment --comment "${spn} has no endpoints" ${match} -j REJECT`);
+    } else if (!hasInternalEndpoints) {
+      filterServiceRules.push(`-m comment --comment "${spn} has no local endpoints" ${match} -j DROP`);
+    }
+
+    const epChains = new Map<string, string>();
+    const epChainName = (ep: Endpoint): string => {
+      let name = epChains.get(ep.hostPort);
+      if (name === undefined) {
+        name = endpointChain(spn, port.protocol, ep.hostPort);
+        epChains.set(ep.hostPort, name);
+      }
+      return name;
+    };
+    const ipComment = `-m comment --comment "${spn} cluster IP" ${match}`;
+    const policyRules = (chain: string, list: readonly Endpoint[], withMasquerade: boolean): string => {
+      let body = '';
+      if (withMasquerade) {
+        if (opts.masqueradeAll) body += `-A ${chain} ${ipComment} -j ${KUBE_MARK_MASQ}\n`;
+        else if (opts.clusterCidr !== undefined) body += `-A ${chain} ${ipComment} ! -s ${opts.clusterCidr} -j ${KUBE_MARK_MASQ}\n`;
+      }
+      const comment = (ep: Endpoint): string => (largeCluster ? '' : ` -m comment --comment "${spn} -> ${ep.hostPort}"`);
+      if (service.sessionAffinity.type === 'ClientIP') {
+        const seconds = service.sessionAffinity.timeoutSeconds;
+        for (const ep of list) {
+          const sep = epChainName(ep);
+          body += `-A ${chain}${comment(ep)} -m recent --name ${sep} --rcheck --seconds ${seconds} --reap -j ${sep}\n`;
+        }
+      }
+      list.forEach((ep, i) => {
+        const stat = i < list.length - 1 ? ` -m statistic --mode random --probability ${probability(list.length - i)}` : '';
+        body += `-A ${chain}${comment(ep)}${stat} -j ${epChainName(ep)}\n`;
+      });
+      return body;
+    };
+
+    if (hasInternalEndpoints) {
+      natServiceRules.push(`${ipComment} -j ${internalPolicyChain}`);
+    }
+    if (sel.clusterEndpoints.length > 0) {
+      natChains.set(chains.svc, policyRules(chains.svc, sel.clusterEndpoints, hasInternalEndpoints && !iTPLocal));
+    }
+    if (sel.localEndpoints.length > 0) {
+      natChains.set(chains.svl, policyRules(chains.svl, sel.localEndpoints, hasInternalEndpoints && iTPLocal));
+    }
+    const sepComment = largeCluster ? '' : ` -m comment --comment ${spn}`;
+    const affinity = service.sessionAffinity.type === 'ClientIP';
+    for (const ep of sel.allReachable) {
+      const sep = epChainName(ep);
+      const recent = affinity ? ` -m recent --name ${sep} --set` : '';
+      natChains.set(
+        sep,
+        `-A ${sep}${sepComment} -s ${ep.ip} -j ${KUBE_MARK_MASQ}\n` +
+          `-A ${sep}${sepComment}${recent} -m ${proto} -p ${proto} -j DNAT --to-destination ${ep.hostPort}\n`,
+      );
+    }
+  }
+  for (const body of natChains.values()) natRuleCount += countLines(body);
+  natRuleCount += natServiceRules.length;
+  return { key: service.key, natChains, natServiceRules, filterServiceRules, natRuleCount };
+}
+
+export function countLines(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) n++;
+  return n;
+}

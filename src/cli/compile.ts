@@ -1,0 +1,69 @@
+import { ApplyError, conntrackTcpBeLiberal, readLiveRules, restore } from '../backends/iptables/apply.js';
+import { IptablesCompiler } from '../backends/iptables/compiler.js';
+import { EMPTY_LIVE_RULES } from '../backends/iptables/live-state.js';
+import { defaultIptablesOptions } from '../backends/iptables/options.js';
+import { type ProxyConfig, UsageError } from '../config.js';
+import { readManifests } from '../sources/manifests.js';
+import { loadObjects } from '../sources/objects.js';
+
+export interface CompileRequest {
+  readonly config: ProxyConfig;
+  readonly files: readonly string[];
+  readonly apply: boolean;
+}
+
+export interface Io {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  readonly stdin: () => Promise<string>;
+}
+
+/**
+ * `switchboard compile`: the full sync the agent would run for these objects, printed or (--apply) applied
+ * to the current network namespace. Returns the exit code: 0 ok, 2 bad input (nothing applied), 1 apply failed.
+ */
+export async function runCompile(req: CompileRequest, io: Io): Promise<number> {
+  if (req.files.length === 0) throw new UsageError('compile: at least one -f FILE is required (- for stdin)');
+  const parsed = await readManifests(req.files, io.stdin);
+  const loaded = loadObjects(parsed.objects, req.config.nodeName);
+  const errors = [...parsed.errors.map((e) => `${e.source}: ${e.message}`), ...loaded.errors];
+
+  const options = defaultIptablesOptions({
+    family: req.config.family,
+    node: { name: req.config.nodeName, zone: loaded.nodeZone },
+    clusterCidr: req.config.clusterCidrs[req.config.family],
+    masqueradeAll: req.config.masqueradeAll,
+    dropInvalid: !(await conntrackTcpBeLiberal()),
+  });
+  const compiler = new IptablesCompiler(options);
+  compiler.update(loaded.state, loaded.state.takeChanges());
+
+  if (!req.apply) {
+    io.stdout(compiler.planFull(EMPTY_LIVE_RULES).payload.text);
+    for (const e of errors) io.stderr(`error: ${e}\n`);
+    return errors.length > 0 ? 2 : 0;
+  }
+  if (errors.length > 0) {
+    for (const e of errors) io.stderr(`error: ${e}\n`);
+    io.stderr(`error: nothing applied: fix the ${errors.length} error(s) above first\n`);
+    return 2;
+  }
+  try {
+    const live = await readLiveRules(options.family);
+    const plan = compiler.planFull(live);
+    await restore(plan.payload.text, options.family);
+    plan.commit();
+    const s = plan.payload.stats;
+    io.stderr(
+      `applied full sync: ${compiler.serviceCount} services, ${s.natRulesTotal} nat rules, ${s.filterRulesTotal} filter rules, ` +
+        `${s.chainsDeleted} stale chains deleted, ${plan.payload.text.length} bytes\n`,
+    );
+    return 0;
+  } catch (e) {
+    if (!(e instanceof ApplyError)) throw e;
+    io.stderr(`error: ${e.message}\n`);
+    if (e.toolOutput) io.stderr(`${e.toolOutput}\n`);
+    if (e.offendingLines.length > 0) io.stderr(`offending input:\n${e.offendingLines.join('\n')}\n`);
+    return 1;
+  }
+}

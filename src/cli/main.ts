@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+import { Command, CommanderError, Option } from '@commander-js/extra-typings';
+import { BACKENDS, UsageError, buildProxyConfig } from '../config.js';
+import { runCompile } from './compile.js';
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+const io = {
+  stdout: (text: string) => void process.stdout.write(text),
+  stderr: (text: string) => void process.stderr.write(text),
+  stdin: readStdin,
+};
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+const program = new Command()
+  .name('switchboard')
+  .description('A kube-proxy replacement: Services and EndpointSlices in, kernel rules out.')
+  .exitOverride()
+  .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+program
+  .command('compile')
+  .description('print the rules a full sync would apply for these objects (or --apply them to this network namespace)')
+  .option('-f, --filename <file>', 'YAML or JSON: objects, multi-document YAML or a List; - is stdin (repeatable)', collect, [] as string[])
+  .option('--apply', 'apply to the current network namespace instead of printing', false)
+  .addOption(new Option('--backend <backend>', 'kernel backend').choices(BACKENDS).default('iptables' as const))
+  .option('--node-name <name>', "this node's name (default: $NODE_NAME, else the hostname)")
+  .option('--node-ip <ip>', "this node's primary IP")
+  .option('--cluster-cidr <cidrs>', 'pod CIDR(s), comma separated, at most one per family: traffic from outside is masqueraded')
+  .option('--masquerade-all', 'masquerade all traffic to Service IPs', false)
+  .action(async (opts) => {
+    const config = buildProxyConfig({
+      backend: opts.backend,
+      nodeName: opts.nodeName,
+      nodeIp: opts.nodeIp,
+      clusterCidr: opts.clusterCidr,
+      masqueradeAll: opts.masqueradeAll,
+    });
+    process.exitCode = await runCompile({ config, files: opts.filename, apply: opts.apply }, io);
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) {
+    // Help and version are not errors; everything else commander rejects is a usage error.
+    process.exitCode = e.exitCode === 0 ? 0 : 2;
+  } else if (e instanceof UsageError) {
+    process.stderr.write(`error: ${e.message}\n`);
+    process.exitCode = 2;
+  } else {
+    process.stderr.write(`internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exitCode = 1;
+  }
+}

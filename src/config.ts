@@ -1,0 +1,60 @@
+import { hostname } from 'node:os';
+import { type Cidr, type IPFamily, parseCidr, parseIP } from './model/ip.js';
+
+/** Bad flags or input: the CLI exits 2 with this message. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export const BACKENDS = ['iptables', 'ipvs', 'nftables'] as const;
+export type Backend = (typeof BACKENDS)[number];
+
+/** Flags shared by every command that compiles rules. */
+export interface ProxyConfig {
+  readonly backend: Backend;
+  readonly family: IPFamily;
+  readonly nodeName: string;
+  readonly nodeIP: string | undefined;
+  /** At most one pod CIDR per family, as kube-proxy's --cluster-cidr. */
+  readonly clusterCidrs: Readonly<Partial<Record<IPFamily, string>>>;
+  readonly masqueradeAll: boolean;
+}
+
+export interface RawProxyFlags {
+  readonly backend: string;
+  readonly nodeName?: string | undefined;
+  readonly nodeIp?: string | undefined;
+  readonly clusterCidr?: string | undefined;
+  readonly masqueradeAll?: boolean | undefined;
+}
+
+export function buildProxyConfig(flags: RawProxyFlags, env: NodeJS.ProcessEnv = process.env): ProxyConfig {
+  if (!(BACKENDS as readonly string[]).includes(flags.backend)) {
+    throw new UsageError(`--backend: "${flags.backend}" is not one of ${BACKENDS.join(', ')}`);
+  }
+  const backend = flags.backend as Backend;
+  if (backend !== 'iptables') {
+    throw new UsageError(`--backend ${backend}: not implemented yet; only iptables is available in this version`);
+  }
+  let nodeIP: string | undefined;
+  if (flags.nodeIp !== undefined) {
+    const ip = parseIP(flags.nodeIp);
+    if (ip === undefined) throw new UsageError(`--node-ip: "${flags.nodeIp}" is not an IP address`);
+    if (ip.family !== 'IPv4') throw new UsageError(`--node-ip: IPv6 nodes are not supported yet (got ${ip.text})`);
+    nodeIP = ip.text;
+  }
+  const clusterCidrs: Partial<Record<IPFamily, string>> = {};
+  if (flags.clusterCidr !== undefined && flags.clusterCidr.trim() !== '') {
+    for (const part of flags.clusterCidr.split(',')) {
+      const cidr: Cidr | { error: string } = parseCidr(part.trim());
+      if ('error' in cidr) throw new UsageError(`--cluster-cidr: ${cidr.error}`);
+      if (clusterCidrs[cidr.family] !== undefined) {
+        throw new UsageError(`--cluster-cidr: at most one ${cidr.family} CIDR (got ${clusterCidrs[cidr.family]} and ${cidr.text})`);
+      }
+      clusterCidrs[cidr.family] = cidr.text;
+    }
+  }
+  const nodeName = (flags.nodeName ?? env['NODE_NAME'] ?? hostname()).trim().toLowerCase();
+  if (nodeName === '') throw new UsageError('--node-name: must not be empty');
+  return { backend, family: 'IPv4', nodeName, nodeIP, clusterCidrs, masqueradeAll: flags.masqueradeAll ?? false };
+}

@@ -1,0 +1,66 @@
+import { isIPv6 } from 'node:net';
+import { Validator } from 'ip-num';
+
+/** The address families a proxier can program; each proxier instance serves exactly one. */
+export type IPFamily = 'IPv4' | 'IPv6';
+
+/**
+ * Parses an IPv4 address the way Go's netutils.ParseIPSloppy does (kube-proxy's parser): leading zeros
+ * are decimal, so "172.30.0.041" is 172.30.0.41. Returns the canonical text or undefined.
+ */
+function parseIPv4Sloppy(text: string): string | undefined {
+  const parts = text.split('.');
+  if (parts.length !== 4) return undefined;
+  const octets: number[] = [];
+  for (const part of parts) {
+    if (!/^[0-9]{1,3}$/.test(part)) return undefined;
+    const value = Number(part);
+    if (value > 255) return undefined;
+    octets.push(value);
+  }
+  return octets.join('.');
+}
+
+/** Canonical (RFC 5952, lower case, compressed) IPv6 text; the WHATWG URL serializer implements exactly that. */
+function parseIPv6(text: string): string | undefined {
+  if (!isIPv6(text) || text.includes('%')) return undefined;
+  const host = new URL(`http://[${text}]/`).hostname;
+  return host.slice(1, -1);
+}
+
+export interface ParsedIP {
+  readonly family: IPFamily;
+  /** Canonical text, as kube-proxy prints it in rules. */
+  readonly text: string;
+}
+
+export function parseIP(text: string): ParsedIP | undefined {
+  const v4 = parseIPv4Sloppy(text);
+  if (v4 !== undefined) return { family: 'IPv4', text: v4 };
+  const v6 = parseIPv6(text);
+  if (v6 !== undefined) return { family: 'IPv6', text: v6 };
+  return undefined;
+}
+
+/** "ip:port" as Go's net.JoinHostPort prints it: IPv6 addresses are bracketed. */
+export function joinHostPort(ip: string, port: number): string {
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+export interface Cidr {
+  readonly family: IPFamily;
+  readonly text: string;
+}
+
+/** Validates a CIDR strictly (no host bits set), since a typo here silently changes who gets masqueraded. */
+export function parseCidr(text: string): Cidr | { error: string } {
+  const slash = text.indexOf('/');
+  if (slash < 0) return { error: `"${text}" is not a CIDR (expected address/prefix)` };
+  const ip = parseIP(text.slice(0, slash));
+  if (ip === undefined) return { error: `"${text}" is not a CIDR: bad address` };
+  const canonical = `${ip.text}${text.slice(slash)}`;
+  const [ok, messages] =
+    ip.family === 'IPv4' ? Validator.isValidIPv4CidrRange(canonical) : Validator.isValidIPv6CidrRange(canonical);
+  if (!ok) return { error: `"${text}" is not a valid ${ip.family} CIDR: ${messages.join('; ')}` };
+  return { family: ip.family, text: canonical };
+}
