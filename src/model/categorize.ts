@@ -79,8 +79,9 @@ export function categorizeEndpoints(
   let clusterEndpoints: readonly Endpoint[] = [];
   let hasAnyEndpoints = false;
 
+  let mode: TopologyMode = 'none';
   if (usesClusterEndpoints(policy)) {
-    const mode = topologyMode(endpoints, node);
+    mode = topologyMode(endpoints, node);
     clusterEndpoints = endpoints.filter((ep) => ep.ready && availableForTopology(ep, mode, node));
     // No ready endpoint anywhere (topology never empties the list): fall back to serving-terminating ones.
     if (clusterEndpoints.length === 0) clusterEndpoints = endpoints.filter((ep) => ep.serving && ep.terminating);
@@ -103,13 +104,16 @@ export function categorizeEndpoints(
     }
   }
   let localEndpoints: readonly Endpoint[] = [];
+  const useServingTerminating = !hasLocalReady && hasLocalServingTerminating;
   if (hasLocalReady) localEndpoints = endpoints.filter((ep) => ep.isLocal && ep.ready);
-  else if (hasLocalServingTerminating) {
-    localEndpoints = endpoints.filter((ep) => ep.isLocal && ep.serving && ep.terminating);
-  }
+  else if (useServingTerminating) localEndpoints = endpoints.filter((ep) => ep.isLocal && ep.serving && ep.terminating);
 
   if (!usesClusterEndpoints(policy)) {
     return { clusterEndpoints, localEndpoints, allReachable: localEndpoints, hasAnyEndpoints };
+  }
+  // Without topology filtering or a terminating fallback, every local endpoint is already a cluster endpoint.
+  if (mode === 'none' && !useServingTerminating) {
+    return { clusterEndpoints, localEndpoints, allReachable: clusterEndpoints, hasAnyEndpoints };
   }
   const union = new Map<string, Endpoint>();
   for (const ep of clusterEndpoints) union.set(ep.hostPort, ep);

@@ -75,9 +75,9 @@ function readEndpoints(r: FieldReader, obj: JsonObject, family: IPFamily): Slice
       else ip = parsed.text;
     }
     const conditions = r.object(item, 'conditions', `${path}.conditions`, false) ?? {};
-    // The API says: nil ready means ready, nil serving defers to ready, nil terminating means not terminating.
+    // As kube-proxy reads them: nil ready and nil serving mean true, nil terminating means false.
     const ready = r.boolean(conditions, 'ready', `${path}.conditions.ready`) ?? true;
-    const serving = r.boolean(conditions, 'serving', `${path}.conditions.serving`) ?? ready;
+    const serving = r.boolean(conditions, 'serving', `${path}.conditions.serving`) ?? true;
     const terminating = r.boolean(conditions, 'terminating', `${path}.conditions.terminating`) ?? false;
     const nodeName = r.string(item, 'nodeName', `${path}.nodeName`, false);
     const hints = r.object(item, 'hints', `${path}.hints`, false);

@@ -5,7 +5,7 @@ import type { Endpoint, EndpointSlice, ServicePortSpec } from './types.js';
 /**
  * The endpoints of one service port, merged from all of the Service's slices as kube-proxy's
  * EndpointSliceCache does: the slice port with the same name and protocol gives the port (this is how a
- * named targetPort resolves), duplicates of `ip:port` collapse (a local copy wins), and the result is sorted
+ * named targetPort resolves), duplicates of `ip:port` collapse (a non-terminating copy wins), and the result is sorted
  * by `ip:port` text so rule order is stable.
  */
 export function endpointsForPort(
@@ -22,7 +22,7 @@ export function endpointsForPort(
     for (const ep of slice.endpoints) {
       const hostPort = joinHostPort(ep.ip, slicePort.port);
       const isLocal = ep.nodeName !== undefined && ep.nodeName === nodeName;
-      if (byHostPort.has(hostPort) && !isLocal) continue;
+      if (byHostPort.has(hostPort) && ep.terminating) continue;
       byHostPort.set(hostPort, {
         ip: ep.ip,
         port: slicePort.port,
