@@ -33,7 +33,8 @@ export async function runCompile(req: CompileRequest, io: Io): Promise<number> {
     node: { name: req.config.nodeName, zone: loaded.nodeZone },
     clusterCidr: req.config.clusterCidrs[req.config.family],
     masqueradeAll: req.config.masqueradeAll,
-    dropInvalid: !(await conntrackTcpBeLiberal()),
+    // Printing never reads the machine, so it shows kube-proxy's default; applying follows this kernel.
+    dropInvalid: req.apply ? !(await conntrackTcpBeLiberal()) : true,
   });
   const compiler = new IptablesCompiler(options);
   compiler.update(loaded.state, loaded.state.takeChanges());

@@ -64,7 +64,9 @@ function readClusterIPs(r: FieldReader, spec: JsonObject, clusterIP: string): Pa
   const list = r.array(spec, 'clusterIPs', 'spec.clusterIPs', false);
   // spec.clusterIPs[0] is spec.clusterIP by API contract; read both so hand-written manifests with only one work.
   const candidates: Array<[string, unknown]> = [['spec.clusterIP', clusterIP]];
-  list?.forEach((value, i) => candidates.push([`spec.clusterIPs[${i}]`, value]));
+  list?.forEach((value, i) => {
+    if (value !== clusterIP) candidates.push([`spec.clusterIPs[${i}]`, value]);
+  });
   for (const [field, value] of candidates) {
     if (typeof value !== 'string') {
       r.fail(field, 'must be a string');

@@ -1,0 +1,109 @@
+/** Builders for the Service and EndpointSlice objects tests and benchmarks feed to the compiler. */
+
+export interface PortSpec {
+  readonly name?: string;
+  readonly port: number;
+  readonly protocol?: 'TCP' | 'UDP' | 'SCTP';
+  readonly targetPort?: number | string;
+}
+
+export interface ServiceSpec {
+  readonly namespace?: string;
+  readonly name: string;
+  readonly clusterIP: string;
+  readonly ports: readonly PortSpec[];
+  readonly type?: 'ClusterIP' | 'NodePort' | 'LoadBalancer' | 'ExternalName';
+  readonly internalTrafficPolicy?: 'Cluster' | 'Local';
+  readonly affinityTimeoutSeconds?: number;
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+export type K8sObject = Record<string, unknown>;
+
+export function service(s: ServiceSpec): K8sObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: s.name, namespace: s.namespace ?? 'default', ...(s.labels ? { labels: s.labels } : {}) },
+    spec: {
+      type: s.type ?? 'ClusterIP',
+      clusterIP: s.clusterIP,
+      clusterIPs: s.clusterIP === 'None' || s.clusterIP === '' ? undefined : [s.clusterIP],
+      selector: { app: s.name },
+      ports: s.ports.map((p) => ({
+        ...(p.name !== undefined ? { name: p.name } : {}),
+        port: p.port,
+        protocol: p.protocol ?? 'TCP',
+        targetPort: p.targetPort ?? p.port,
+      })),
+      ...(s.internalTrafficPolicy ? { internalTrafficPolicy: s.internalTrafficPolicy } : {}),
+      ...(s.affinityTimeoutSeconds !== undefined
+        ? { sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: s.affinityTimeoutSeconds } } }
+        : {}),
+    },
+  };
+}
+
+export interface EndpointSpec {
+  readonly ip: string;
+  readonly ready?: boolean;
+  readonly serving?: boolean;
+  readonly terminating?: boolean;
+  readonly nodeName?: string;
+  readonly zoneHints?: readonly string[];
+}
+
+export interface SliceSpec {
+  readonly namespace?: string;
+  readonly name: string;
+  readonly service: string;
+  readonly ports: readonly { readonly name?: string; readonly port: number; readonly protocol?: 'TCP' | 'UDP' | 'SCTP' }[];
+  readonly endpoints: readonly EndpointSpec[];
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+export function endpointSlice(s: SliceSpec): K8sObject {
+  return {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: {
+      name: s.name,
+      namespace: s.namespace ?? 'default',
+      labels: { 'kubernetes.io/service-name': s.service, ...s.labels },
+    },
+    addressType: 'IPv4',
+    ports: s.ports.map((p) => ({ name: p.name ?? '', port: p.port, protocol: p.protocol ?? 'TCP' })),
+    endpoints: s.endpoints.map((e) => ({
+      addresses: [e.ip],
+      conditions: {
+        ready: e.ready ?? true,
+        serving: e.serving ?? e.ready ?? true,
+        terminating: e.terminating ?? false,
+      },
+      ...(e.nodeName !== undefined ? { nodeName: e.nodeName } : {}),
+      ...(e.zoneHints ? { hints: { forZones: e.zoneHints.map((name) => ({ name })) } } : {}),
+    })),
+  };
+}
+
+/** A `kind: List` document, as `kubectl get -o json` prints it (JSON is YAML too). */
+export function list(items: readonly K8sObject[]): string {
+  return JSON.stringify({ apiVersion: 'v1', kind: 'List', metadata: {}, items });
+}
+
+/** A synthetic cluster: `services` Services with `endpoints` ready endpoints each, one slice per Service. */
+export function syntheticCluster(services: number, endpoints: number): K8sObject[] {
+  const out: K8sObject[] = [];
+  for (let i = 0; i < services; i++) {
+    const name = `svc${i}`;
+    const clusterIP = `10.96.${(i >> 8) & 255}.${i & 255}`;
+    out.push(service({ namespace: `ns${i % 100}`, name, clusterIP, ports: [{ name: 'http', port: 80, targetPort: 8080 }] }));
+    const eps: EndpointSpec[] = [];
+    for (let e = 0; e < endpoints; e++) {
+      const n = i * endpoints + e;
+      eps.push({ ip: `10.${128 + ((n >> 16) & 127)}.${(n >> 8) & 255}.${n & 255}`, nodeName: `node-${n % 50}` });
+    }
+    out.push(endpointSlice({ namespace: `ns${i % 100}`, name: `${name}-abcde`, service: name, ports: [{ name: 'http', port: 8080 }], endpoints: eps }));
+  }
+  return out;
+}

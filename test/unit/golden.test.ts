@@ -1,0 +1,26 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { describe, expect, it } from 'vitest';
+
+// Golden rulesets: `switchboard compile` (the built CLI, as operators run it) on the bundled examples,
+// compared byte for byte. Regenerate deliberately with UPDATE_GOLDEN=1 and review the diff.
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const cli = `${root}dist/cli/main.js`;
+const base = ['--node-name', 'node-a', '--cluster-cidr', '10.244.0.0/16'];
+
+const cases: Array<[string, string[], string]> = [
+  ['web', ['-f', 'rules/examples/web.yaml', ...base], 'rules/golden/iptables/web.rules'],
+  ['web, masquerade-all', ['-f', 'rules/examples/web.yaml', ...base, '--masquerade-all'], 'rules/golden/iptables/web-masquerade-all.rules'],
+  ['features', ['-f', 'rules/examples/features.yaml', ...base], 'rules/golden/iptables/features.rules'],
+  ['empty cluster', ['-f', 'rules/examples/empty.yaml', ...base], 'rules/golden/iptables/empty.rules'],
+];
+
+describe('golden rulesets', () => {
+  it.each(cases)('%s', async (_name, args, golden) => {
+    const { stdout, exitCode } = await execa(process.execPath, [cli, 'compile', ...args], { cwd: root });
+    expect(exitCode).toBe(0);
+    if (process.env['UPDATE_GOLDEN'] === '1') await writeFile(`${root}${golden}`, stdout + '\n');
+    expect(stdout + '\n').toBe(await readFile(`${root}${golden}`, 'utf8'));
+  });
+});
