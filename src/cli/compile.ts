@@ -4,7 +4,7 @@ import { EMPTY_LIVE_RULES } from '../backends/iptables/live-state.js';
 import { defaultIptablesOptions } from '../backends/iptables/options.js';
 import { type ProxyConfig, UsageError } from '../config.js';
 import { readManifests } from '../sources/manifests.js';
-import { loadObjects } from '../sources/objects.js';
+import { type LoadedState, loadObjects } from '../sources/objects.js';
 
 export interface CompileRequest {
   readonly config: ProxyConfig;
@@ -24,9 +24,7 @@ export interface Io {
  */
 export async function runCompile(req: CompileRequest, io: Io): Promise<number> {
   if (req.files.length === 0) throw new UsageError('compile: at least one -f FILE is required (- for stdin)');
-  const parsed = await readManifests(req.files, io.stdin);
-  const loaded = loadObjects(parsed.objects, req.config.nodeName);
-  const errors = [...parsed.errors.map((e) => `${e.source}: ${e.message}`), ...loaded.errors];
+  const { loaded, errors } = await loadInput(req.files, req.config.nodeName, io);
 
   const options = defaultIptablesOptions({
     family: req.config.family,
@@ -67,4 +65,11 @@ export async function runCompile(req: CompileRequest, io: Io): Promise<number> {
     if (e.offendingLines.length > 0) io.stderr(`offending input:\n${e.offendingLines.join('\n')}\n`);
     return 1;
   }
+}
+
+/** Parsed API objects die with this frame, before the ruleset (tens of MB at scale) is assembled. */
+async function loadInput(files: readonly string[], nodeName: string, io: Io): Promise<{ loaded: LoadedState; errors: string[] }> {
+  const parsed = await readManifests(files, io.stdin);
+  const loaded = loadObjects(parsed.objects, nodeName);
+  return { loaded, errors: [...parsed.errors.map((e) => `${e.source}: ${e.message}`), ...loaded.errors] };
 }

@@ -9,16 +9,25 @@ export type IPFamily = 'IPv4' | 'IPv6';
  * are decimal, so "172.30.0.041" is 172.30.0.41. Returns the canonical text or undefined.
  */
 function parseIPv4Sloppy(text: string): string | undefined {
-  const parts = text.split('.');
-  if (parts.length !== 4) return undefined;
-  const octets: number[] = [];
-  for (const part of parts) {
-    if (!/^[0-9]{1,3}$/.test(part)) return undefined;
-    const value = Number(part);
-    if (value > 255) return undefined;
-    octets.push(value);
+  // Hand-rolled: this runs for every endpoint of every slice (100,000 at 10,000 services).
+  let out = '';
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      if (++digits > 3) return undefined;
+      octet = octet * 10 + (c - 48);
+    } else if (c === 46) {
+      if (digits === 0 || octet > 255 || ++dots > 3) return undefined;
+      out += `${octet}.`;
+      octet = 0;
+      digits = 0;
+    } else return undefined;
   }
-  return octets.join('.');
+  if (dots !== 3 || digits === 0 || octet > 255) return undefined;
+  return out + octet;
 }
 
 /** Canonical (RFC 5952, lower case, compressed) IPv6 text; the WHATWG URL serializer implements exactly that. */

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import type { Protocol } from '../../model/types.js';
 
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
@@ -8,7 +8,7 @@ const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
  * exactly the first 10 bytes of the digest, so only those are encoded.
  */
 export function chainHash(input: string): string {
-  const digest = createHash('sha256').update(input).digest();
+  const digest = sha256(input);
   let out = '';
   for (let block = 0; block < 10; block += 5) {
     // Five bytes are 40 bits: eight base32 characters. Split into two 20-bit halves to stay in int32 math.
@@ -26,6 +26,11 @@ export function chainHash(input: string): string {
   }
   return out;
 }
+
+// crypto.hash (one-shot, Node >= 20.12) is markedly faster than createHash for 110,000 short inputs.
+const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'buffer') => Buffer }).hash;
+const sha256 = (input: string): Buffer =>
+  oneShot ? oneShot('sha256', input, 'buffer') : crypto.createHash('sha256').update(input).digest();
 
 /** The per-service-port chain names; all share one hash and differ by prefix, as in kube-proxy. */
 export interface ServicePortChains {

@@ -1,0 +1,130 @@
+// npm run bench [-- --services N --endpoints M --rounds R]
+// Prints compile-time numbers for an N x M cluster: the whole `switchboard compile` process on a JSON List
+// (wall time and peak RSS), and in-process full and one-endpoint incremental compiles. Numbers, not asserts.
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { IptablesCompiler } from '../../src/backends/iptables/compiler.js';
+import { defaultIptablesOptions } from '../../src/backends/iptables/options.js';
+import { normalizeEndpointSlice } from '../../src/model/endpoint-slice.js';
+import { parseManifestText } from '../../src/sources/manifests.js';
+import { loadObjects } from '../../src/sources/objects.js';
+import { endpointSlice, list, syntheticCluster } from '../support/objects.js';
+
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+}
+
+const services = arg('services', 10_000);
+const endpoints = arg('endpoints', 10);
+const rounds = arg('rounds', 200);
+// This file runs bundled as dist-bench/bench.mjs, one level below the project root.
+const root = fileURLToPath(new URL('..', import.meta.url));
+const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const p99 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.99)]!;
+
+const objects = syntheticCluster(services, endpoints);
+const text = list(objects);
+const dir = await mkdtemp(join(tmpdir(), 'switchboard-bench-'));
+const file = join(dir, 'cluster.json');
+await writeFile(file, text);
+
+// 1. The whole process, as an operator runs it. python3 reports the child's peak RSS (getrusage children).
+const probe = spawnSync(
+  'python3',
+  [
+    '-c',
+    'import resource,subprocess,sys,time\n' +
+      't=time.monotonic(); r=subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); e=time.monotonic()-t\n' +
+      'print(r.returncode, e, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)',
+    process.execPath,
+    `${root}dist/cli/main.js`,
+    'compile',
+    '-f',
+    file,
+    '--node-name',
+    'node-1',
+    '--cluster-cidr',
+    '10.128.0.0/9',
+  ],
+  { encoding: 'utf8' },
+);
+const [code, seconds, maxRssKb] = probe.stdout.trim().split(' ').map(Number);
+if (code !== 0) console.error(`switchboard compile failed: ${probe.stderr}`);
+await rm(dir, { recursive: true, force: true });
+
+// 2. In process: parse + load + render + assemble, then one endpoint changing.
+const t0 = performance.now();
+const parsed = parseManifestText(text, 'bench');
+const loaded = loadObjects(parsed.objects, 'node-1');
+const compiler = new IptablesCompiler(defaultIptablesOptions({ node: { name: 'node-1', zone: undefined }, clusterCidr: '10.128.0.0/9' }));
+compiler.update(loaded.state, loaded.state.takeChanges());
+const tLoaded = performance.now();
+const full = compiler.planFull();
+const tFull = performance.now();
+full.commit();
+
+const sliceOf = (i: number, round: number) => {
+  const obj = objects[i * 2 + 1]!;
+  const eps = (obj['endpoints'] as Array<{ addresses: string[]; nodeName?: string }>).map((e, k) => ({
+    ip: k === 0 ? `10.127.${(round >> 8) & 255}.${round & 255}` : e.addresses[0]!,
+    ...(e.nodeName !== undefined ? { nodeName: e.nodeName } : {}),
+  }));
+  const meta = obj['metadata'] as { name: string; namespace: string };
+  return endpointSlice({ namespace: meta.namespace, name: meta.name, service: `svc${i}`, ports: [{ name: 'http', port: 8080 }], endpoints: eps });
+};
+const incremental: number[] = [];
+let partialBytes = 0;
+let partialText = '';
+for (let round = 0; round < rounds; round++) {
+  const i = (round * 7919) % services;
+  const obj = sliceOf(i, round + 1);
+  const start = performance.now();
+  const r = normalizeEndpointSlice(obj);
+  if (r.status !== 'ok') throw new Error('bench slice invalid');
+  loaded.state.setSlice(r.value);
+  compiler.update(loaded.state, loaded.state.takeChanges());
+  const plan = compiler.planPartial();
+  incremental.push(performance.now() - start);
+  if (plan === undefined) throw new Error('expected a partial payload');
+  partialBytes = plan.payload.text.length;
+  partialText = plan.payload.text;
+  plan.commit();
+}
+global.gc?.();
+const heap = process.memoryUsage();
+const s = full.payload.stats;
+
+const result = {
+  services,
+  endpointsPerService: endpoints,
+  inputBytes: text.length,
+  cliExitCode: code,
+  cliSeconds: Number(seconds!.toFixed(3)),
+  cliPeakRssMB: Number(((maxRssKb ?? 0) / 1024).toFixed(1)),
+  inProcessLoadMs: Number((tLoaded - t0).toFixed(1)),
+  inProcessFullAssembleMs: Number((tFull - tLoaded).toFixed(1)),
+  fullPayloadBytes: full.payload.text.length,
+  natRules: s.natRulesTotal,
+  filterRules: s.filterRulesTotal,
+  chains: s.chainsWritten,
+  incrementalMedianMs: Number(median(incremental).toFixed(3)),
+  incrementalP99Ms: Number(p99(incremental).toFixed(3)),
+  incrementalPayloadBytes: partialBytes,
+  inProcessPeakRssMB: Number((process.resourceUsage().maxRSS / 1024).toFixed(1)),
+  heapUsedAfterMB: Number((heap.heapUsed / 1024 / 1024).toFixed(1)),
+};
+
+console.log(`Switchboard compile benchmark: ${services} services x ${endpoints} endpoints (${mb(text.length)} JSON List)`);
+console.log(`  switchboard compile (whole process): ${result.cliSeconds} s, peak RSS ${result.cliPeakRssMB} MB (exit ${code})   targets: <= 2 s, <= 400 MB`);
+console.log(`  in-process full compile:              load+render ${result.inProcessLoadMs} ms, assemble ${result.inProcessFullAssembleMs} ms`);
+console.log(`  full payload:                         ${mb(result.fullPayloadBytes)}, ${s.natRulesTotal} nat rules, ${s.filterRulesTotal} filter rules, ${s.chainsWritten} chains`);
+console.log(`  one-endpoint incremental compile:     median ${result.incrementalMedianMs} ms, p99 ${result.incrementalP99Ms} ms over ${rounds} rounds   target: <= 2 ms`);
+console.log(`  one-endpoint partial payload:         ${partialBytes} bytes`);
+console.log(`  in-process peak RSS:                  ${result.inProcessPeakRssMB} MB`);
+if (process.argv.includes('--show-partial')) console.log(partialText);
+console.log(JSON.stringify(result));
