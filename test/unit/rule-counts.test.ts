@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { chainsOf, compilerFor, load } from '../support/compile.js';
+import { syntheticCluster } from '../support/objects.js';
+
+// Upstream's number_generated_rules_test.go (ClusterIP column): filter / nat rule counts for N Services
+// x E endpoints. A ClusterIP Service port costs 2 + 3E nat rules, or one filter REJECT with no endpoints.
+describe('rules per Service and endpoint (upstream table)', () => {
+  it.each([
+    [0, 0, 3, 5],
+    [1, 0, 4, 5],
+    [1, 1, 3, 10],
+    [1, 2, 3, 13],
+    [1, 10, 3, 37],
+    [10, 0, 13, 5],
+    [10, 1, 3, 55],
+    [10, 2, 3, 85],
+    [10, 10, 3, 325],
+  ])('%i services x %i endpoints: %i filter, %i nat rules', (services, endpoints, filter, nat) => {
+    const loaded = load(syntheticCluster(services, endpoints));
+    const payload = compilerFor(loaded, { clusterCidr: '10.0.0.0/8' }).planFull().payload;
+    expect(payload.stats.filterRulesTotal).toBe(filter);
+    expect(payload.stats.natRulesTotal).toBe(nat);
+    // The stats must agree with the text itself.
+    const count = (table: string) => [...chainsOf(payload.text).get(table)!.entries()].filter(([c]) => c !== '!ops').reduce((n, [, r]) => n + r.length, 0);
+    expect(count('filter')).toBe(filter);
+    expect(count('nat')).toBe(nat);
+  });
+});
