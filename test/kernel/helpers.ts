@@ -1,0 +1,154 @@
+// Shared helpers for the real-kernel packet tests: input files, `compile --apply` inside the lab's
+// node namespace, probe-result summaries and an iptables-save parser.
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { list, type K8sObject } from '../support/objects.js';
+import type { ExecResult, Lab, ProbeResult } from './lab/index.js';
+
+export const NODE_NAME = 'node-a';
+export const REMOTE_NODE = 'node-b';
+export const CLUSTER_CIDR = '10.244.0.0/16';
+export const NODE_IP = '10.0.0.10';
+export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+
+/** The tests drive the built CLI: a missing build must fail loudly, not test a stale or absent binary. */
+export function requireBuiltCli(): void {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` before the kernel tests`);
+}
+
+/** A private temp dir for input files; `cleanup()` removes it. */
+export class TempFiles {
+  private counter = 0;
+  private constructor(readonly dir: string) {}
+
+  static async create(): Promise<TempFiles> {
+    return new TempFiles(await mkdtemp(join(tmpdir(), 'switchboard-kernel-')));
+  }
+
+  /** Writes the objects as a `kind: List` and returns the path. */
+  async write(objects: readonly K8sObject[], name?: string): Promise<string> {
+    return this.writeText(list(objects), name ?? `objects-${++this.counter}.json`);
+  }
+
+  async writeText(text: string, name: string): Promise<string> {
+    const path = join(this.dir, name);
+    await writeFile(path, text, 'utf8');
+    return path;
+  }
+
+  async cleanup(): Promise<void> {
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+export interface CompileFlags {
+  /** Default CLUSTER_CIDR; null leaves the flag out. */
+  clusterCidr?: string | null;
+  masqueradeAll?: boolean;
+  nodeName?: string;
+}
+
+export function compileArgs(files: readonly string[], flags: CompileFlags = {}): string[] {
+  const args = [CLI, 'compile', '--apply', '--node-name', flags.nodeName ?? NODE_NAME];
+  for (const f of files) args.push('-f', f);
+  const cidr = flags.clusterCidr === undefined ? CLUSTER_CIDR : flags.clusterCidr;
+  if (cidr !== null) args.push('--cluster-cidr', cidr);
+  if (flags.masqueradeAll === true) args.push('--masquerade-all');
+  return args;
+}
+
+/** `switchboard compile --apply` run INSIDE the lab's node namespace; never throws on a non-zero exit. */
+export function compileApply(lab: Lab, files: string | readonly string[], flags: CompileFlags = {}): Promise<ExecResult> {
+  const paths = typeof files === 'string' ? [files] : files;
+  return lab.exec('node', process.execPath, compileArgs(paths, flags), { reject: false });
+}
+
+/** Writes `objects`, applies them and insists on exit 0; flushes conntrack so old NAT bindings cannot steer probes. */
+export async function applyObjects(
+  lab: Lab,
+  files: TempFiles,
+  objects: readonly K8sObject[],
+  flags: CompileFlags = {},
+): Promise<ExecResult> {
+  const path = await files.write(objects);
+  const r = await compileApply(lab, path, flags);
+  if (r.exitCode !== 0) {
+    throw new Error(`compile --apply exited ${String(r.exitCode)}\nstderr: ${r.stderr}\nstdout: ${r.stdout}`);
+  }
+  await flushConntrack(lab);
+  return r;
+}
+
+export async function flushConntrack(lab: Lab): Promise<void> {
+  await lab.exec('node', 'conntrack', ['-F'], { reject: false });
+}
+
+/** The pod names that answered; throws (with every result) if any probe failed. */
+export function podsHit(results: readonly ProbeResult[]): string[] {
+  return results.map((r) => {
+    if (!r.ok) throw new Error(`probe failed: ${r.error} (all: ${JSON.stringify(results)})`);
+    return r.reply.pod;
+  });
+}
+
+/** `ok:<pod>` or the error, per probe. */
+export function outcomes(results: readonly ProbeResult[]): string[] {
+  return results.map((r) => (r.ok ? `ok:${r.reply.pod}` : r.error));
+}
+
+export function tally(items: readonly string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const i of items) out[i] = (out[i] ?? 0) + 1;
+  return out;
+}
+
+/** table → chain → its `-A` lines in order (declared chains without rules map to []). */
+export type SaveDump = Map<string, Map<string, string[]>>;
+
+export function parseSave(text: string): SaveDump {
+  const tables: SaveDump = new Map();
+  let current: Map<string, string[]> | undefined;
+  for (const raw of text.split('\n')) {
+    const line = raw.trimEnd();
+    if (line.startsWith('*')) {
+      current = new Map();
+      tables.set(line.slice(1), current);
+    } else if (current === undefined) {
+      continue;
+    } else if (line.startsWith(':')) {
+      const name = line.slice(1).split(' ', 1)[0] ?? '';
+      if (!current.has(name)) current.set(name, []);
+    } else if (line.startsWith('-A ')) {
+      const name = line.slice(3).split(' ', 1)[0] ?? '';
+      const rules = current.get(name) ?? [];
+      rules.push(line);
+      current.set(name, rules);
+    }
+  }
+  return tables;
+}
+
+export function chainsOf(dump: SaveDump, table: string): Map<string, string[]> {
+  return dump.get(table) ?? new Map<string, string[]>();
+}
+
+/** Per-service chains (not the shared KUBE-SERVICES) with a rule containing `needle`. */
+export function chainsMentioning(dump: SaveDump, table: string, needle: string): string[] {
+  return [...chainsOf(dump, table)]
+    .filter(([name, rules]) => name !== 'KUBE-SERVICES' && rules.some((r) => r.includes(needle)))
+    .map(([name]) => name)
+    .sort();
+}
+
+/** Does any line of the dump (declaration, rule or jump target) name this chain? */
+export function mentionsChain(saveText: string, chain: string): boolean {
+  return new RegExp(`(^:${chain} )|(^-A ${chain} )|(-[jg] ${chain}( |$))`, 'm').test(saveText);
+}
+
+/** The raw (un-normalised) iptables-save of the node namespace, as the CLI reads it. */
+export async function rawSave(lab: Lab): Promise<string> {
+  return (await lab.exec('node', 'iptables-save', [])).stdout;
+}
