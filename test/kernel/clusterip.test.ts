@@ -1,6 +1,6 @@
 // Real packets through rules applied by `switchboard compile --apply`: ClusterIP DNAT, port mapping,
 // load balancing, protocol separation, REJECT without endpoints, masquerading and idempotence.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { endpointSlice, service, type K8sObject } from '../support/objects.js';
 import {
   NODE_IP,
@@ -10,10 +10,10 @@ import {
   flushConntrack,
   outcomes,
   podsHit,
-  requireBuiltCli,
+  useKernelLab,
   tally,
 } from './helpers.js';
-import { createLab, requireKernelTestPrereqs, type Lab, type ProbeResult } from './lab/index.js';
+import { type Lab, type ProbeResult } from './lab/index.js';
 
 const A = { name: 'a', ip: '10.244.1.2', tcpPorts: [8080, 5353], udpPorts: [5353] };
 const B = { name: 'b', ip: '10.244.1.3', tcpPorts: [8080, 5353], udpPorts: [5353] };
@@ -85,27 +85,11 @@ function replies(results: ProbeResult[]) {
 }
 
 describe('ClusterIP services on a real kernel', () => {
+  const ctx = useKernelLab([A, B, C]);
   let lab: Lab;
   let files: TempFiles;
-
-  beforeAll(async () => {
-    requireKernelTestPrereqs();
-    requireBuiltCli();
-    files = await TempFiles.create();
-    lab = await createLab();
-    await Promise.all([lab.addPod(A), lab.addPod(B), lab.addPod(C)]);
-  });
-
-  afterAll(async () => {
-    try {
-      await lab?.destroy();
-    } finally {
-      await files?.cleanup();
-    }
-  });
-
-  beforeEach(async () => {
-    await lab.resetNetfilter();
+  beforeAll(() => {
+    ({ lab, files } = ctx);
   });
 
   it('without rules the ClusterIPs lead nowhere (the baseline every test departs from)', async () => {

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { list, type K8sObject } from '../support/objects.js';
-import type { ExecResult, Lab, ProbeResult } from './lab/index.js';
+import { afterAll, beforeAll, beforeEach } from 'vitest';
+import { type ExecResult, type Lab, type PodSpec, type ProbeResult, createLab, requireKernelTestPrereqs } from './lab/index.js';
 
 export const NODE_NAME = 'node-a';
 export const REMOTE_NODE = 'node-b';
@@ -151,4 +152,36 @@ export function mentionsChain(saveText: string, chain: string): boolean {
 /** The raw (un-normalised) iptables-save of the node namespace, as the CLI reads it. */
 export async function rawSave(lab: Lab): Promise<string> {
   return (await lab.exec('node', 'iptables-save', [])).stdout;
+}
+
+/** The lab and temp dir of one kernel test file; valid inside tests, after the suite's beforeAll ran. */
+export interface KernelLab {
+  lab: Lab;
+  files: TempFiles;
+}
+
+/**
+ * Registers the lifecycle every kernel test file shares: prerequisites checked loudly, one lab with these
+ * pods, netfilter reset before each test, and the lab and temp files removed afterwards even on failure.
+ */
+export function useKernelLab(pods: readonly PodSpec[]): KernelLab {
+  const ctx = {} as KernelLab;
+  beforeAll(async () => {
+    requireKernelTestPrereqs();
+    requireBuiltCli();
+    ctx.files = await TempFiles.create();
+    ctx.lab = await createLab();
+    await Promise.all(pods.map((pod) => ctx.lab.addPod(pod)));
+  });
+  afterAll(async () => {
+    try {
+      await ctx.lab?.destroy();
+    } finally {
+      await ctx.files?.cleanup();
+    }
+  });
+  beforeEach(async () => {
+    await ctx.lab.resetNetfilter();
+  });
+  return ctx;
 }

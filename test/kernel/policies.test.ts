@@ -1,6 +1,6 @@
 // Real packets for endpoint selection and policies: internalTrafficPolicy Local, ClientIP session affinity,
 // terminating endpoints as a fallback, and Services the proxy must leave alone.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { endpointSlice, service, type EndpointSpec, type K8sObject } from '../support/objects.js';
 import {
   NODE_NAME,
@@ -9,10 +9,10 @@ import {
   applyObjects,
   outcomes,
   podsHit,
-  requireBuiltCli,
+  useKernelLab,
   tally,
 } from './helpers.js';
-import { createLab, requireKernelTestPrereqs, type Lab } from './lab/index.js';
+import { type Lab } from './lab/index.js';
 
 const A = { name: 'a', ip: '10.244.1.2', tcpPorts: [8080] }; // on this node (node-a)
 const B = { name: 'b', ip: '10.244.1.3', tcpPorts: [8080] }; // "on node-b" as far as slices say
@@ -36,27 +36,11 @@ function svc(name: string, clusterIP: string, endpoints: EndpointSpec[], extra: 
 }
 
 describe('traffic policies and endpoint conditions on a real kernel', () => {
+  const ctx = useKernelLab([A, B, C, D]);
   let lab: Lab;
   let files: TempFiles;
-
-  beforeAll(async () => {
-    requireKernelTestPrereqs();
-    requireBuiltCli();
-    files = await TempFiles.create();
-    lab = await createLab();
-    await Promise.all([lab.addPod(A), lab.addPod(B), lab.addPod(C), lab.addPod(D)]);
-  });
-
-  afterAll(async () => {
-    try {
-      await lab?.destroy();
-    } finally {
-      await files?.cleanup();
-    }
-  });
-
-  beforeEach(async () => {
-    await lab.resetNetfilter();
+  beforeAll(() => {
+    ({ lab, files } = ctx);
   });
 
   describe('internalTrafficPolicy: Local', () => {

@@ -1,6 +1,6 @@
 // Real-kernel sync behaviour: updates remove exactly what went away, foreign rules survive, a partial sync
 // leaves the kernel as a full sync would, bad input and failed restores never cost programmed rules.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { IptablesCompiler } from '../../src/backends/iptables/compiler.js';
 import { parseIptablesSave } from '../../src/backends/iptables/live-state.js';
 import { defaultIptablesOptions } from '../../src/backends/iptables/options.js';
@@ -26,10 +26,10 @@ import {
   parseSave,
   podsHit,
   rawSave,
-  requireBuiltCli,
+  useKernelLab,
   tally,
 } from './helpers.js';
-import { createLab, requireKernelTestPrereqs, type Lab } from './lab/index.js';
+import { type Lab } from './lab/index.js';
 
 const A = { name: 'a', ip: '10.244.1.2', tcpPorts: [8080] };
 const B = { name: 'b', ip: '10.244.1.3', tcpPorts: [8080] };
@@ -95,27 +95,11 @@ function splitServicesChains(dump: string): { services: string[]; rest: string }
 }
 
 describe('syncing a real kernel', () => {
+  const ctx = useKernelLab([A, B, C]);
   let lab: Lab;
   let files: TempFiles;
-
-  beforeAll(async () => {
-    requireKernelTestPrereqs();
-    requireBuiltCli();
-    files = await TempFiles.create();
-    lab = await createLab();
-    await Promise.all([lab.addPod(A), lab.addPod(B), lab.addPod(C)]);
-  });
-
-  afterAll(async () => {
-    try {
-      await lab?.destroy();
-    } finally {
-      await files?.cleanup();
-    }
-  });
-
-  beforeEach(async () => {
-    await lab.resetNetfilter();
+  beforeAll(() => {
+    ({ lab, files } = ctx);
   });
 
   it('an update removes exactly what went away', async () => {
