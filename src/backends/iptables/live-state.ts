@@ -1,5 +1,3 @@
-import type { Table } from './skeleton.js';
-
 /** What a node's tables hold now, as far as a full sync needs to know: chain names and rules per table. */
 export interface LiveRules {
   readonly chains: ReadonlyMap<string, ReadonlySet<string>>;
@@ -29,8 +27,4 @@ export function parseIptablesSave(text: string): LiveRules {
     }
   }
   return { chains, rules };
-}
-
-export function hasChain(live: LiveRules, table: Table, chain: string): boolean {
-  return live.chains.get(table)?.has(chain) ?? false;
 }
