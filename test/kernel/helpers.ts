@@ -5,6 +5,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { RulesByChain } from '../support/iptables-text.js';
 import { list, type K8sObject } from '../support/objects.js';
 import { afterAll, beforeAll, beforeEach } from 'vitest';
 import { type ExecResult, type Lab, type PodSpec, type ProbeResult, createLab, requireKernelTestPrereqs } from './lab/index.js';
@@ -106,38 +107,12 @@ export function tally(items: readonly string[]): Record<string, number> {
   return out;
 }
 
-/** table → chain → its `-A` lines in order (declared chains without rules map to []). */
-export type SaveDump = Map<string, Map<string, string[]>>;
-
-export function parseSave(text: string): SaveDump {
-  const tables: SaveDump = new Map();
-  let current: Map<string, string[]> | undefined;
-  for (const raw of text.split('\n')) {
-    const line = raw.trimEnd();
-    if (line.startsWith('*')) {
-      current = new Map();
-      tables.set(line.slice(1), current);
-    } else if (current === undefined) {
-      continue;
-    } else if (line.startsWith(':')) {
-      const name = line.slice(1).split(' ', 1)[0] ?? '';
-      if (!current.has(name)) current.set(name, []);
-    } else if (line.startsWith('-A ')) {
-      const name = line.slice(3).split(' ', 1)[0] ?? '';
-      const rules = current.get(name) ?? [];
-      rules.push(line);
-      current.set(name, rules);
-    }
-  }
-  return tables;
-}
-
-export function chainsOf(dump: SaveDump, table: string): Map<string, string[]> {
+export function chainsOf(dump: RulesByChain, table: string): Map<string, string[]> {
   return dump.get(table) ?? new Map<string, string[]>();
 }
 
 /** Per-service chains (not the shared KUBE-SERVICES) with a rule containing `needle`. */
-export function chainsMentioning(dump: SaveDump, table: string, needle: string): string[] {
+export function chainsMentioning(dump: RulesByChain, table: string, needle: string): string[] {
   return [...chainsOf(dump, table)]
     .filter(([name, rules]) => name !== 'KUBE-SERVICES' && rules.some((r) => r.includes(needle)))
     .map(([name]) => name)

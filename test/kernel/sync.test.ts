@@ -23,13 +23,13 @@ import {
   flushConntrack,
   mentionsChain,
   outcomes,
-  parseSave,
   podsHit,
   rawSave,
   useKernelLab,
   tally,
 } from './helpers.js';
 import { type Lab } from './lab/index.js';
+import { parseRules } from '../support/iptables-text.js';
 
 const A = { name: 'a', ip: '10.244.1.2', tcpPorts: [8080] };
 const B = { name: 'b', ip: '10.244.1.3', tcpPorts: [8080] };
@@ -109,7 +109,7 @@ describe('syncing a real kernel', () => {
     expect(podsHit(await lab.probe('c', { proto: 'tcp', ip: TWO_IP, port: 80 }))).toEqual(['b']);
 
     const textA = await lab.iptablesSave();
-    const dumpA = parseSave(textA);
+    const dumpA = parseRules(textA);
     const natA = chainsOf(dumpA, 'nat');
     const twoChains = chainsMentioning(dumpA, 'nat', 'default/svc-two');
     expect(twoChains.filter((c) => c.startsWith('KUBE-SVC-'))).toHaveLength(1);
@@ -123,7 +123,7 @@ describe('syncing a real kernel', () => {
 
     await applyObjects(lab, files, STATE_B);
     const textB = await lab.iptablesSave();
-    const dumpB = parseSave(textB);
+    const dumpB = parseRules(textB);
     const removed = [...twoChains, ...goneSep];
     for (const chain of removed) expect(mentionsChain(textB, chain), chain).toBe(false);
     expect(textB).not.toContain('default/svc-two');
@@ -283,7 +283,7 @@ describe('syncing a real kernel', () => {
 
   it('a failed restore reports the tool error and leaves every rule of the previous sync in place', async () => {
     await applyObjects(lab, files, STATE_A);
-    const sep = chainsMentioning(parseSave(await lab.iptablesSave()), 'nat', 'default/svc-two').find((c) =>
+    const sep = chainsMentioning(parseRules(await lab.iptablesSave()), 'nat', 'default/svc-two').find((c) =>
       c.startsWith('KUBE-SEP-'),
     );
     if (sep === undefined) throw new Error('svc-two has no KUBE-SEP chain after apply A');

@@ -18,27 +18,3 @@ export function compilerFor(loaded: LoadedState, overrides: Partial<IptablesOpti
   compiler.update(loaded.state, loaded.state.takeChanges());
   return compiler;
 }
-
-/** table → chain → rule lines (without `-A CHAIN `), in payload order; `-I`/`-D`/`-X` lines kept under `!ops`. */
-export function chainsOf(payload: string): Map<string, Map<string, string[]>> {
-  const tables = new Map<string, Map<string, string[]>>();
-  let chains: Map<string, string[]> | undefined;
-  for (const line of payload.split('\n')) {
-    if (line.startsWith('*')) {
-      chains = new Map();
-      tables.set(line.slice(1), chains);
-    } else if (chains && line.startsWith(':')) {
-      chains.set(line.slice(1).split(' ')[0]!, chains.get(line.slice(1).split(' ')[0]!) ?? []);
-    } else if (chains && line.startsWith('-A ')) {
-      const [, chain, ...rest] = line.split(' ');
-      const rules = chains.get(chain!) ?? [];
-      rules.push(rest.join(' '));
-      chains.set(chain!, rules);
-    } else if (chains && (line.startsWith('-I ') || line.startsWith('-D ') || line.startsWith('-X '))) {
-      const ops = chains.get('!ops') ?? [];
-      ops.push(line);
-      chains.set('!ops', ops);
-    }
-  }
-  return tables;
-}

@@ -6,7 +6,8 @@ import { normalizeEndpointSlice } from '../../src/model/endpoint-slice.js';
 import { normalizeService } from '../../src/model/service.js';
 import type { ClusterState } from '../../src/model/state.js';
 import { serviceKey } from '../../src/model/types.js';
-import { chainsOf, load } from '../support/compile.js';
+import { load } from '../support/compile.js';
+import { parseRules } from '../support/iptables-text.js';
 import { type K8sObject, endpointSlice, service } from '../support/objects.js';
 
 // The steps of upstream's TestSyncProxyRulesRepeated, checked against our partial payloads, which are
@@ -92,7 +93,7 @@ describe('partial syncs (TestSyncProxyRulesRepeated steps)', () => {
 
   it('its first endpoint swaps the REJECT for nat chains', () => {
     set(state, slice(4, ['10.0.4.1']));
-    const tables = chainsOf(partial(compiler, state)!);
+    const tables = parseRules(partial(compiler, state)!);
     expect(tables.get('filter')!.get('!ops')).toEqual([
       '-D KUBE-SERVICES -m comment --comment "ns4/svc4:p80 has no endpoints" -m tcp -p tcp -d 172.30.0.44 --dport 80 -j REJECT',
     ]);
@@ -102,7 +103,7 @@ describe('partial syncs (TestSyncProxyRulesRepeated steps)', () => {
 
   it('an endpoint change rewrites the SVC chain, adds the new SEP and deletes the old one, nothing else', () => {
     set(state, slice(3, ['10.0.3.2']));
-    const tables = chainsOf(partial(compiler, state)!);
+    const tables = parseRules(partial(compiler, state)!);
     expect(tables.has('filter')).toBe(false);
     const nat = tables.get('nat')!;
     expect([...nat.keys()].sort()).toEqual(['!ops', 'KUBE-SEP-BSWRHOQ77KEXZLNL', 'KUBE-SEP-DKCFIS26GWF2WLWC', 'KUBE-SVC-X27LE4BHSL4DOUIK']);
@@ -112,7 +113,7 @@ describe('partial syncs (TestSyncProxyRulesRepeated steps)', () => {
 
   it('adding an endpoint leaves the unchanged SEP chain out of the payload', () => {
     set(state, slice(3, ['10.0.3.2', '10.0.3.3']));
-    const nat = chainsOf(partial(compiler, state)!).get('nat')!;
+    const nat = parseRules(partial(compiler, state)!).get('nat')!;
     expect(nat.get('KUBE-SVC-X27LE4BHSL4DOUIK')).toEqual([
       '-m comment --comment "ns3/svc3:p80 cluster IP" -m tcp -p tcp -d 172.30.0.43 --dport 80 ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ',
       '-m comment --comment "ns3/svc3:p80 -> 10.0.3.2:80" -m statistic --mode random --probability 0.5000000000 -j KUBE-SEP-DKCFIS26GWF2WLWC',
@@ -142,7 +143,7 @@ describe('full syncs over live state', () => {
     const live = parseIptablesSave(
       ['*nat', ':PREROUTING ACCEPT [0:0]', ':KUBE-SVC-OLDOLDOLDOLDOLD1 - [0:0]', ':KUBE-SEP-OLDOLDOLDOLDOLD2 - [0:0]', ':FOREIGN - [0:0]', ':KUBE-SERVICES - [0:0]', 'COMMIT', ''].join('\n'),
     );
-    const tables = chainsOf(compiler.planFull(live).payload.text);
+    const tables = parseRules(compiler.planFull(live).payload.text);
     const ops = tables.get('nat')!.get('!ops')!;
     expect(ops.filter((l) => l.startsWith('-X'))).toEqual(['-X KUBE-SEP-OLDOLDOLDOLDOLD2', '-X KUBE-SVC-OLDOLDOLDOLDOLD1']);
     expect(tables.get('nat')!.has('FOREIGN')).toBe(false);
@@ -155,7 +156,7 @@ describe('full syncs over live state', () => {
     const live = parseIptablesSave(
       '*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES\nCOMMIT\n',
     );
-    const natOps = chainsOf(compiler.planFull(live).payload.text).get('nat')!.get('!ops')!;
+    const natOps = parseRules(compiler.planFull(live).payload.text).get('nat')!.get('!ops')!;
     expect(natOps).toEqual([
       '-I OUTPUT 1 -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
       '-I POSTROUTING 1 -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING',

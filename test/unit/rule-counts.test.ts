@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { chainsOf, compilerFor, load } from '../support/compile.js';
+import { compilerFor, load } from '../support/compile.js';
+import { parseRules } from '../support/iptables-text.js';
 import { syntheticCluster } from '../support/objects.js';
 
 // Upstream's number_generated_rules_test.go (ClusterIP column): filter / nat rule counts for N Services
@@ -21,7 +22,7 @@ describe('rules per Service and endpoint (upstream table)', () => {
     expect(payload.stats.filterRulesTotal).toBe(filter);
     expect(payload.stats.natRulesTotal).toBe(nat);
     // The stats must agree with the text itself.
-    const count = (table: string) => [...chainsOf(payload.text).get(table)!.entries()].filter(([c]) => c !== '!ops').reduce((n, [, r]) => n + r.length, 0);
+    const count = (table: string) => [...parseRules(payload.text).get(table)!.entries()].filter(([c]) => c !== '!ops').reduce((n, [, r]) => n + r.length, 0);
     expect(count('filter')).toBe(filter);
     expect(count('nat')).toBe(nat);
   });

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { chainHash, endpointChain, servicePortChains } from '../../src/backends/iptables/names.js';
 import { probability } from '../../src/backends/iptables/probability.js';
-import { chainsOf, compilerFor, load } from '../support/compile.js';
+import { compilerFor, load } from '../support/compile.js';
+import { parseRules } from '../support/iptables-text.js';
 import { endpointSlice, service } from '../support/objects.js';
 
 // Vectors from kubernetes/kubernetes pkg/proxy/iptables/proxier_test.go, whose fake proxier uses node
@@ -87,7 +88,7 @@ describe('TestOverallIPTablesRules (ClusterIP parts)', () => {
     }),
     service({ namespace: 'ns6', name: 'svc6', clusterIP: '172.30.0.46', ports: [{ name: 'p80', port: 80 }] }),
   ]);
-  const tables = chainsOf(compilerFor(loaded, UPSTREAM).planFull().payload.text);
+  const tables = parseRules(compilerFor(loaded, UPSTREAM).planFull().payload.text);
   const nat = tables.get('nat')!;
   const filter = tables.get('filter')!;
 
@@ -162,7 +163,7 @@ describe('TestInternalTrafficPolicy (derived rules)', () => {
     });
 
   it('uses only the local endpoint through KUBE-SVL and writes no KUBE-SVC chain', () => {
-    const tables = chainsOf(compilerFor(load([svc, slice(['test-node', 'node1', 'node2'])]), UPSTREAM).planFull().payload.text);
+    const tables = parseRules(compilerFor(load([svc, slice(['test-node', 'node1', 'node2'])]), UPSTREAM).planFull().payload.text);
     const nat = tables.get('nat')!;
     expect(nat.get('KUBE-SERVICES')).toContain(
       '-m comment --comment "ns1/svc1 cluster IP" -m tcp -p tcp -d 172.30.1.1 --dport 80 -j KUBE-SVL-AQI2S6QIMU7PVVRP',
@@ -176,7 +177,7 @@ describe('TestInternalTrafficPolicy (derived rules)', () => {
   });
 
   it('drops in filter when every endpoint is remote', () => {
-    const tables = chainsOf(compilerFor(load([svc, slice(['node1', 'node2'])]), UPSTREAM).planFull().payload.text);
+    const tables = parseRules(compilerFor(load([svc, slice(['node1', 'node2'])]), UPSTREAM).planFull().payload.text);
     expect(tables.get('filter')!.get('KUBE-SERVICES')).toEqual([
       '-m comment --comment "ns1/svc1 has no local endpoints" -m tcp -p tcp -d 172.30.1.1 --dport 80 -j DROP',
     ]);
