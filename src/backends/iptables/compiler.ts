@@ -27,6 +27,9 @@ export class IptablesCompiler {
   private readonly endpointCounts = new Map<ServiceKey, number>();
   private totalEndpoints = 0;
   private largeCluster = false;
+  /** Rule totals over `wanted`, kept as fragments change so a partial sync need not walk every Service. */
+  private natRulesTotal = 0;
+  private filterRulesTotal = 0;
 
   constructor(readonly options: IptablesOptions) {}
 
@@ -52,8 +55,19 @@ export class IptablesCompiler {
     }
     for (const [key, ports] of inputs) {
       const service = state.getService(key);
-      if (service === undefined || ports === undefined) this.wanted.delete(key);
-      else this.wanted.set(key, renderServiceFragment(service, ports, this.options, this.largeCluster));
+      const before = this.wanted.get(key);
+      if (before !== undefined) {
+        this.natRulesTotal -= before.natRuleCount;
+        this.filterRulesTotal -= before.filterServiceRules.length;
+      }
+      if (service === undefined || ports === undefined) {
+        this.wanted.delete(key);
+      } else {
+        const after = renderServiceFragment(service, ports, this.options, this.largeCluster);
+        this.wanted.set(key, after);
+        this.natRulesTotal += after.natRuleCount;
+        this.filterRulesTotal += after.filterServiceRules.length;
+      }
       this.pending.add(key);
     }
   }
@@ -89,7 +103,7 @@ export class IptablesCompiler {
     const covered = this.pending;
     const snapshot = new Map<ServiceKey, ServiceFragment | undefined>();
     for (const key of covered) snapshot.set(key, this.wanted.get(key));
-    const totals = this.totals();
+    const totals = { natRulesTotal: this.natRulesTotal, filterRulesTotal: this.filterRulesTotal };
     const payload = planPartial(this.applied, this.wanted, covered, totals);
     this.pending = new Set();
     const commit = (): void => {
@@ -118,15 +132,5 @@ export class IptablesCompiler {
 
   get isLargeCluster(): boolean {
     return this.largeCluster;
-  }
-
-  private totals(): { natRulesTotal: number; filterRulesTotal: number } {
-    let nat = 0;
-    let filter = 0;
-    for (const f of this.wanted.values()) {
-      nat += f.natRuleCount;
-      filter += f.filterServiceRules.length;
-    }
-    return { natRulesTotal: nat, filterRulesTotal: filter };
   }
 }
