@@ -5,6 +5,7 @@ import { type ServiceFragment, type ServicePortInput, renderServiceFragment } fr
 import { EMPTY_LIVE_RULES, type LiveRules } from './live-state.js';
 import type { IptablesOptions } from './options.js';
 import { type RestorePayload, planFull, planPartial } from './payload.js';
+import { fixedRules } from './skeleton.js';
 
 /** A payload plus what to remember once the kernel has taken it. */
 export interface SyncPlan {
@@ -31,7 +32,14 @@ export class IptablesCompiler {
   private natRulesTotal = 0;
   private filterRulesTotal = 0;
 
-  constructor(readonly options: IptablesOptions) {}
+  /** Fixed-chain rules (and the NodePorts tail rule), so partial plans report the same totals as full ones. */
+  private readonly fixedNatRules: number;
+  private readonly fixedFilterRules: number;
+
+  constructor(readonly options: IptablesOptions) {
+    this.fixedNatRules = fixedRules('nat', options).length + 1;
+    this.fixedFilterRules = fixedRules('filter', options).length;
+  }
 
   /** Re-renders the given Services from `state` (deleted ones are dropped). */
   update(state: ClusterState, changed: Iterable<ServiceKey>): void {
@@ -103,7 +111,10 @@ export class IptablesCompiler {
     const covered = this.pending;
     const snapshot = new Map<ServiceKey, ServiceFragment | undefined>();
     for (const key of covered) snapshot.set(key, this.wanted.get(key));
-    const totals = { natRulesTotal: this.natRulesTotal, filterRulesTotal: this.filterRulesTotal };
+    const totals = {
+      natRulesTotal: this.natRulesTotal + this.fixedNatRules,
+      filterRulesTotal: this.filterRulesTotal + this.fixedFilterRules,
+    };
     const payload = planPartial(this.applied, this.wanted, covered, totals);
     this.pending = new Set();
     const commit = (): void => {
