@@ -49,6 +49,10 @@ export class ClusterState {
     this.changed.add(slice.service);
   }
 
+  getSlice(namespace: string, name: string): EndpointSlice | undefined {
+    return this.slices.get(`${namespace}/${name}`);
+  }
+
   getService(key: ServiceKey): Service | undefined {
     return this.services.get(key);
   }

@@ -15,16 +15,24 @@ export class ApplyError extends Error {
   }
 }
 
-const tools = (family: IPFamily) =>
-  family === 'IPv4'
-    ? { save: 'iptables-save', restore: 'iptables-restore' }
-    : { save: 'ip6tables-save', restore: 'ip6tables-restore' };
+/** The binaries of one family and mode (legacy or nft; see mode.ts); the plain names follow the system default. */
+export interface IptablesTools {
+  readonly save: string;
+  readonly restore: string;
+  readonly iptables: string;
+}
+
+export function defaultIptablesTools(family: IPFamily): IptablesTools {
+  return family === 'IPv4'
+    ? { save: 'iptables-save', restore: 'iptables-restore', iptables: 'iptables' }
+    : { save: 'ip6tables-save', restore: 'ip6tables-restore', iptables: 'ip6tables' };
+}
 
 /** Wait up to 5 s for the xtables lock, polling every 100 ms, as kube-proxy does: other agents hold it too. */
 const WAIT_ARGS = ['-w', '5', '-W', '100000'];
 
-export async function readLiveRules(family: IPFamily): Promise<LiveRules> {
-  const { save } = tools(family);
+export async function readLiveRules(family: IPFamily, tools = defaultIptablesTools(family)): Promise<LiveRules> {
+  const { save } = tools;
   try {
     const { stdout } = await execa(save, [], { timeout: 120_000, maxBuffer: 1024 * 1024 * 1024 });
     return parseIptablesSave(stdout);
@@ -34,13 +42,24 @@ export async function readLiveRules(family: IPFamily): Promise<LiveRules> {
 }
 
 /** Applies a payload with `--noflush`, so chains it does not declare (everyone else's) stay as they are. */
-export async function restore(payload: string, family: IPFamily): Promise<void> {
-  const { restore: tool } = tools(family);
+export async function restore(payload: string, family: IPFamily, tools = defaultIptablesTools(family)): Promise<void> {
+  const { restore: tool } = tools;
   try {
     await execa(tool, [...WAIT_ARGS, '--noflush', '--counters'], { input: payload, timeout: 600_000 });
   } catch (e) {
     const output = toolOutput(e);
     throw new ApplyError(`${tool} failed: ${describe(e)}`, output, offendingLines(payload, output));
+  }
+}
+
+/** True if `chain` exists in `table` (`iptables -S CHAIN` lists one chain without dumping the table). */
+export async function chainExists(tools: IptablesTools, table: string, chain: string): Promise<boolean> {
+  try {
+    await execa(tools.iptables, [...WAIT_ARGS, '-t', table, '-S', chain], { timeout: 30_000 });
+    return true;
+  } catch (e) {
+    if (e instanceof ExecaError && /No chain|does not exist/i.test(String(e.stderr ?? ''))) return false;
+    throw new ApplyError(`${tools.iptables} -t ${table} -S ${chain} failed: ${describe(e)}`, toolOutput(e), []);
   }
 }
 
@@ -70,9 +89,10 @@ function toolOutput(e: unknown): string {
 
 function describe(e: unknown): string {
   if (e instanceof ExecaError) {
-    if (e.code === 'ENOENT') return 'command not found (install the iptables package)';
-    if (e.timedOut) return 'timed out';
-    return e.exitCode !== undefined ? `exit code ${e.exitCode}` : e.shortMessage;
+    const r = e;
+    if (r.code === 'ENOENT') return 'command not found (install the iptables package)';
+    if (r.timedOut) return 'timed out';
+    return r.exitCode !== undefined ? `exit code ${r.exitCode}` : r.shortMessage;
   }
   return e instanceof Error ? e.message : String(e);
 }

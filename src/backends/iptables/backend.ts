@@ -1,0 +1,80 @@
+import type { ClusterState } from '../../model/state.js';
+import type { ServiceKey } from '../../model/types.js';
+import type { ApplyFailure, ProxyBackend, SyncOutcome } from '../../sync/backend.js';
+import { ApplyError, type IptablesTools, chainExists, defaultIptablesTools, readLiveRules, restore } from './apply.js';
+import { IptablesCompiler, type SyncPlan } from './compiler.js';
+import { EMPTY_LIVE_RULES } from './live-state.js';
+import type { IptablesOptions } from './options.js';
+import { FIXED_CHAINS, KUBE_PROXY_CANARY, type Table } from './skeleton.js';
+
+/** The agent's iptables backend: the pure compiler plus iptables-save/-restore. */
+export class IptablesBackend implements ProxyBackend {
+  readonly name = 'iptables';
+  private compiler: IptablesCompiler;
+
+  constructor(
+    private options: IptablesOptions,
+    private readonly tools: IptablesTools = defaultIptablesTools(options.family),
+  ) {
+    this.compiler = new IptablesCompiler(options);
+  }
+
+  update(state: ClusterState, changed: Iterable<ServiceKey>): void {
+    this.compiler.update(state, changed);
+  }
+
+  setNodeZone(state: ClusterState, zone: string | undefined): void {
+    if (zone === this.options.node.zone) return;
+    // Options are fixed per compiler: start over, and the caller's next sync is a full one.
+    this.options = { ...this.options, node: { ...this.options.node, zone } };
+    this.compiler = new IptablesCompiler(this.options);
+    this.compiler.update(
+      state,
+      [...state.allServices()].map((s) => s.key),
+    );
+  }
+
+  async sync(full: boolean, print?: (payload: string) => void): Promise<SyncOutcome> {
+    let plan: SyncPlan | undefined;
+    if (full) {
+      // A dry run never reads the machine: it shows the full sync onto a node without our rules.
+      const live = print ? EMPTY_LIVE_RULES : await readLiveRules(this.options.family, this.tools);
+      plan = this.compiler.planFull(live);
+    } else {
+      plan = this.compiler.planPartial();
+    }
+    if (plan === undefined) return { kind: 'none', bytes: 0, ruleTotals: {}, chainsDeleted: 0 };
+    const { payload } = plan;
+    if (print) {
+      print(payload.text);
+    } else {
+      try {
+        await restore(payload.text, this.options.family, this.tools);
+      } catch (e) {
+        plan.abort();
+        throw e;
+      }
+    }
+    plan.commit();
+    return {
+      kind: payload.kind,
+      bytes: payload.text.length,
+      ruleTotals: { nat: payload.stats.natRulesTotal, filter: payload.stats.filterRulesTotal },
+      chainsDeleted: payload.stats.chainsDeleted,
+    };
+  }
+
+  async canaryPresent(): Promise<boolean> {
+    const tables = Object.keys(FIXED_CHAINS) as Table[];
+    const present = await Promise.all(tables.map((t) => chainExists(this.tools, t, KUBE_PROXY_CANARY)));
+    return present.every(Boolean);
+  }
+
+  asApplyFailure(e: unknown): ApplyFailure | undefined {
+    return e instanceof ApplyError ? { message: e.message, toolOutput: e.toolOutput, offendingLines: e.offendingLines } : undefined;
+  }
+
+  get serviceCount(): number {
+    return this.compiler.serviceCount;
+  }
+}

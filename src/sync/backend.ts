@@ -1,0 +1,40 @@
+import type { ClusterState } from '../model/state.js';
+import type { ServiceKey } from '../model/types.js';
+
+/** What one sync did, for logs and metrics. */
+export interface SyncOutcome {
+  readonly kind: 'full' | 'partial' | 'none';
+  readonly bytes: number;
+  /** Rules per table after the sync (kube-proxy's iptables_total), when known. */
+  readonly ruleTotals: Readonly<Record<string, number>>;
+  readonly chainsDeleted: number;
+}
+
+/** A failed apply: the tool's words and the input lines it pointed at. */
+export interface ApplyFailure {
+  readonly message: string;
+  readonly toolOutput: string;
+  readonly offendingLines: readonly string[];
+}
+
+/**
+ * The sync loop's view of a kernel backend: a pure compiler it feeds, and the few I/O steps around it.
+ * One implementation per backend (iptables today).
+ */
+export interface ProxyBackend {
+  readonly name: string;
+  /** Re-renders these Services from `state`; pure and fast. */
+  update(state: ClusterState, changed: Iterable<ServiceKey>): void;
+  /** Topology changed (the node's zone): every Service must be re-rendered before the next (full) sync. */
+  setNodeZone(state: ClusterState, zone: string | undefined): void;
+  /**
+   * Programs the kernel: everything (reading the live rules first) or only what changed since the last
+   * successful sync. With `print`, the payload goes to `print` instead of the kernel. Throws ApplyError-like
+   * errors (see `asApplyFailure`) when the tool refuses the payload; the kernel is then unchanged.
+   */
+  sync(full: boolean, print?: (payload: string) => void): Promise<SyncOutcome>;
+  /** False if our canary chain is gone: someone flushed the tables, so the next sync must be full. */
+  canaryPresent(): Promise<boolean>;
+  /** Turns a thrown error into the failure the loop logs, or undefined if it is not an apply failure. */
+  asApplyFailure(e: unknown): ApplyFailure | undefined;
+}

@@ -1,0 +1,265 @@
+import type { ClusterState } from '../model/state.js';
+import type { ServiceKey } from '../model/types.js';
+import { Backoff } from '../sources/kube/backoff.js';
+import type { ApplyFailure, ProxyBackend, SyncOutcome } from './backend.js';
+
+export interface SyncLoopOptions {
+  /** Changes are coalesced: two syncs start at least this far apart (0: as soon as a change arrives). */
+  readonly minSyncPeriodMs: number;
+  /** A full sync at least this often, whatever happens. */
+  readonly syncPeriodMs: number;
+  /** How often the canary chains are checked for an outside flush. */
+  readonly canaryPeriodMs: number;
+  /** Backoff after a failed apply. */
+  readonly retry: { readonly initialMs: number; readonly maxMs: number };
+  /** Print each sync's payload here instead of applying it. */
+  readonly dryRun?: (payload: string) => void;
+  readonly now?: () => number;
+}
+
+export interface SyncReport {
+  readonly outcome: SyncOutcome;
+  readonly full: boolean;
+  readonly reason: string;
+  readonly durationMs: number;
+  readonly servicesChanged: number;
+}
+
+export interface SyncFailureReport {
+  readonly failure: ApplyFailure;
+  readonly full: boolean;
+  readonly durationMs: number;
+  readonly retryInMs: number;
+}
+
+/** Everything the loop tells the outside world: health, metrics, logs and conntrack cleanup hang off these. */
+export interface SyncHooks {
+  /** A change is waiting for a sync (kube-proxy's QueuedUpdate). */
+  queued(kind: 'service' | 'endpoints'): void;
+  synced(report: SyncReport): void;
+  failed(report: SyncFailureReport): void;
+  /**
+   * A Service with a selector has no endpoints at all ('missing'), has some again ('restored'), or was deleted
+   * while it had none ('deleted'); `total` is how many such Services there are now.
+   */
+  noEndpoints(service: ServiceKey, change: 'missing' | 'restored' | 'deleted', total: number): void;
+  /** Seconds from an EndpointSlice change's trigger time to its rules being applied. */
+  programmed(service: ServiceKey, seconds: number): void;
+  /** The canary chains were gone; a full sync follows. */
+  flushedFromOutside(): void;
+  /**
+   * Runs after a successful apply with the Services it changed (deleted ones included), for stale UDP
+   * conntrack cleanup. Errors are the hook's to report; they never fail the sync.
+   */
+  afterApply?(changed: ReadonlySet<ServiceKey>): Promise<void>;
+  /** An unexpected error in the loop itself (a bug): logged, and the loop carries on with a full sync. */
+  internalError(e: unknown): void;
+}
+
+/**
+ * The sync loop: coalesces changes, runs partial syncs through the backend, and falls back to a full sync
+ * at start, after any failed apply, when the canary chains vanish and every sync period. A failed apply
+ * leaves the kernel as it was (restores are atomic) and is retried with backoff.
+ */
+export class SyncLoop {
+  private readonly now: () => number;
+  private needFull = true;
+  private fullReason = 'initial sync';
+  private lastStart = Number.NEGATIVE_INFINITY;
+  private notBefore = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Number.POSITIVE_INFINITY;
+  private periodicTimer: NodeJS.Timeout | undefined;
+  private canaryTimer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private rerun = false;
+  private started = false;
+  private stopped = false;
+  private readonly retryBackoff: Backoff;
+  private readonly triggers = new Map<ServiceKey, number>();
+  private readonly withoutEndpoints = new Set<ServiceKey>();
+  /** Services changed since the last successful apply, for conntrack cleanup (survives failed syncs). */
+  private readonly unreconciled = new Set<ServiceKey>();
+  private syncs = 0;
+
+  constructor(
+    private readonly state: ClusterState,
+    private readonly backend: ProxyBackend,
+    private readonly hooks: SyncHooks,
+    private readonly options: SyncLoopOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+    this.retryBackoff = new Backoff(options.retry.initialMs, options.retry.maxMs);
+  }
+
+  /** Starts syncing: call once the sources have listed everything, so the first full sync is complete. */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.schedule();
+    this.armPeriodic();
+    this.armCanary();
+  }
+
+  /** Waits for a sync in flight, then stops. The rules stay in the kernel. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    clearTimeout(this.periodicTimer);
+    clearTimeout(this.canaryTimer);
+    await this.running;
+  }
+
+  /** A Service or EndpointSlice changed in the state. */
+  changed(kind: 'service' | 'endpoints'): void {
+    this.hooks.queued(kind);
+    this.schedule();
+  }
+
+  /** This node's zone changed: topology hints choose different endpoints for every Service. */
+  nodeZoneChanged(zone: string | undefined): void {
+    this.backend.setNodeZone(this.state, zone);
+    this.requestFull('node zone changed');
+  }
+
+  requestFull(reason: string): void {
+    if (!this.needFull) this.fullReason = reason;
+    this.needFull = true;
+    this.schedule();
+  }
+
+  /** When the change behind a Service's new EndpointSlice happened (its last-change-trigger-time). */
+  triggered(service: ServiceKey, at: number): void {
+    const prev = this.triggers.get(service);
+    if (prev === undefined || at < prev) this.triggers.set(service, at);
+  }
+
+  get syncCount(): number {
+    return this.syncs;
+  }
+
+  /** Resolves when no sync is running or queued (for tests and benchmarks). */
+  async idle(): Promise<void> {
+    while (this.running !== undefined || this.timer !== undefined) {
+      await (this.running ?? new Promise((r) => setTimeout(r, 5)));
+    }
+  }
+
+  private schedule(): void {
+    if (!this.started || this.stopped) return;
+    if (this.running !== undefined) {
+      this.rerun = true;
+      return;
+    }
+    const at = Math.max(this.lastStart + this.options.minSyncPeriodMs, this.notBefore, this.now());
+    if (this.timer !== undefined && this.timerAt <= at) return;
+    clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerAt = Number.POSITIVE_INFINITY;
+      this.running = this.runSync().finally(() => {
+        this.running = undefined;
+        if (this.rerun) {
+          this.rerun = false;
+          this.schedule();
+        }
+      });
+    }, at - this.now());
+  }
+
+  private armPeriodic(): void {
+    clearTimeout(this.periodicTimer);
+    if (this.stopped) return;
+    this.periodicTimer = setTimeout(() => {
+      this.requestFull('sync period');
+      this.armPeriodic();
+    }, this.options.syncPeriodMs);
+  }
+
+  private armCanary(): void {
+    if (this.stopped || this.options.dryRun !== undefined) return;
+    this.canaryTimer = setTimeout(() => {
+      void this.checkCanary().finally(() => this.armCanary());
+    }, this.options.canaryPeriodMs);
+  }
+
+  private async checkCanary(): Promise<void> {
+    // Before the first successful sync there is nothing to lose, and a full sync is queued anyway.
+    if (this.needFull || this.stopped) return;
+    try {
+      if (!(await this.backend.canaryPresent())) {
+        this.hooks.flushedFromOutside();
+        this.requestFull('canary chain missing: rules were flushed from outside');
+      }
+    } catch (e) {
+      this.hooks.internalError(e);
+    }
+  }
+
+  private async runSync(): Promise<void> {
+    if (this.stopped) return;
+    const start = this.now();
+    this.lastStart = start;
+    const full = this.needFull;
+    const reason = full ? this.fullReason : 'changes';
+    const changed = this.state.takeChanges();
+    for (const key of changed) this.unreconciled.add(key);
+    try {
+      this.backend.update(this.state, changed);
+      this.trackEndpoints(changed);
+      const outcome = await this.backend.sync(full, this.options.dryRun);
+      const end = this.now();
+      this.syncs++;
+      if (full) {
+        this.needFull = false;
+        this.armPeriodic();
+      }
+      this.retryBackoff.reset();
+      this.notBefore = 0;
+      this.hooks.synced({ outcome, full, reason, durationMs: end - start, servicesChanged: changed.size });
+      // A full sync also programs whatever an earlier failed sync left pending.
+      for (const key of full ? [...this.triggers.keys()] : changed) {
+        const at = this.triggers.get(key);
+        if (at === undefined) continue;
+        this.triggers.delete(key);
+        this.hooks.programmed(key, Math.max(0, end - at) / 1000);
+      }
+      if (this.unreconciled.size > 0) {
+        const services = new Set(this.unreconciled);
+        this.unreconciled.clear();
+        if (this.options.dryRun === undefined) {
+          await this.hooks.afterApply?.(services).catch((e: unknown) => this.hooks.internalError(e));
+        }
+      }
+    } catch (e) {
+      const failure = this.backend.asApplyFailure(e);
+      if (failure === undefined) this.hooks.internalError(e);
+      // The compiler kept the failed Services pending; a full sync also repairs whatever we misjudged.
+      if (!this.needFull) this.fullReason = 'previous sync failed';
+      this.needFull = true;
+      const retryInMs = this.retryBackoff.next();
+      this.notBefore = this.now() + retryInMs;
+      if (failure !== undefined) this.hooks.failed({ failure, full, durationMs: this.now() - start, retryInMs });
+      this.rerun = true;
+    }
+  }
+
+  private trackEndpoints(changed: ReadonlySet<ServiceKey>): void {
+    for (const key of changed) {
+      const service = this.state.getService(key);
+      const missing = service !== undefined && service.hasSelector && this.endpointTotal(key) === 0;
+      if (missing === this.withoutEndpoints.has(key)) continue;
+      if (missing) this.withoutEndpoints.add(key);
+      else this.withoutEndpoints.delete(key);
+      const change = missing ? 'missing' : service === undefined ? 'deleted' : 'restored';
+      this.hooks.noEndpoints(key, change, this.withoutEndpoints.size);
+    }
+  }
+
+  private endpointTotal(key: ServiceKey): number {
+    let n = 0;
+    for (const slice of this.state.slicesOf(key)) n += slice.endpoints.length;
+    return n;
+  }
+}
