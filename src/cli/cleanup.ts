@@ -1,0 +1,88 @@
+import { type IptablesMode, iptablesCommands } from '../backends/iptables/mode.js';
+import { ApplyError, restore } from '../backends/iptables/apply.js';
+import { type CleanupPlan, describeCleanup, planCleanupDetailed, saveAll } from '../backends/iptables/cleanup.js';
+import type { IPFamily } from '../model/ip.js';
+
+export interface CleanupIo {
+  stdout(text: string): void;
+  stderr(text: string): void;
+}
+
+export interface CleanupOptions {
+  /** Print the restore payloads instead of applying them (the machine is still read). */
+  readonly dryRun?: boolean;
+}
+
+/** The two programs cleanup runs; replaceable so the command's contract is testable without root. */
+export interface CleanupTools {
+  save(family: IPFamily): Promise<string>;
+  restore(payload: string, family: IPFamily): Promise<void>;
+}
+
+export const SYSTEM_TOOLS: CleanupTools = { save: saveAll, restore };
+
+/** The binaries of one iptables mode, so cleanup removes rules from the same backend the agent wrote them with. */
+export function modeTools(mode: IptablesMode): CleanupTools {
+  return {
+    save: (family) => saveAll(family, iptablesCommands(mode, family)),
+    restore: (payload, family) => restore(payload, family, iptablesCommands(mode, family)),
+  };
+}
+
+const TOOL: Record<IPFamily, string> = { IPv4: 'iptables-restore', IPv6: 'ip6tables-restore' };
+
+/**
+ * `switchboard cleanup`: removes Switchboard's chains and jumps, IPv4 then IPv6, one atomic restore per family.
+ * IPv6 is best effort as in kube-proxy: if ip6tables-save cannot run (no tool, no kernel support) it is skipped.
+ * Both families are attempted even if one fails. Returns 0 when done (or nothing to do), 1 when a tool failed.
+ */
+export async function runCleanup(io: CleanupIo, opts: CleanupOptions = {}, tools: CleanupTools = SYSTEM_TOOLS): Promise<number> {
+  const dryRun = opts.dryRun === true;
+  const summary: string[] = [];
+  let failed = false;
+  for (const family of ['IPv4', 'IPv6'] as const) {
+    let plan: CleanupPlan;
+    try {
+      plan = planCleanupDetailed(await tools.save(family));
+    } catch (e) {
+      if (!(e instanceof ApplyError)) throw e;
+      if (family === 'IPv6') {
+        summary.push(`IPv6: skipped (${e.message}${e.toolOutput ? `: ${firstLine(e.toolOutput)}` : ''})`);
+        continue;
+      }
+      reportFailure(io, e);
+      summary.push(`${family}: failed (see above)`);
+      failed = true;
+      continue;
+    }
+    if (plan.payload === '') {
+      summary.push(`${family}: nothing to remove`);
+      continue;
+    }
+    if (dryRun) {
+      io.stdout(`# ${family}: ${TOOL[family]} --noflush\n${plan.payload}`);
+      summary.push(`${family}: would remove ${describeCleanup(plan)}`);
+      continue;
+    }
+    try {
+      await tools.restore(plan.payload, family);
+      summary.push(`${family}: removed ${describeCleanup(plan)}`);
+    } catch (e) {
+      if (!(e instanceof ApplyError)) throw e;
+      reportFailure(io, e);
+      // Each table's COMMIT is atomic; a re-run removes whatever an earlier table left.
+      summary.push(`${family}: failed (see above)`);
+      failed = true;
+    }
+  }
+  io.stderr(`cleanup${dryRun ? ' (dry run)' : ''}: ${summary.join('; ')}\n`);
+  return failed ? 1 : 0;
+}
+
+function reportFailure(io: CleanupIo, e: ApplyError): void {
+  io.stderr(`error: ${e.message}\n`);
+  if (e.toolOutput) io.stderr(`${e.toolOutput}\n`);
+  if (e.offendingLines.length > 0) io.stderr(`offending input:\n${e.offendingLines.join('\n')}\n`);
+}
+
+const firstLine = (text: string): string => text.split('\n', 1)[0] ?? '';
