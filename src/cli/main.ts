@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from '@commander-js/extra-typings';
 import { BACKENDS, UsageError, buildProxyConfig } from '../config.js';
+import { LOG_LEVELS } from '../log.js';
 import { runCompile } from './compile.js';
 
 async function readStdin(): Promise<string> {
@@ -42,6 +43,47 @@ program
       masqueradeAll: opts.masqueradeAll,
     });
     process.exitCode = await runCompile({ config, files: opts.filename, apply: opts.apply }, io);
+  });
+
+program
+  .command('cleanup')
+  .description('remove every chain and rule Switchboard created (iptables, IPv4 and IPv6 when available), and nothing else')
+  .option('--dry-run', 'print the iptables-restore payload instead of applying it', false)
+  .action(async (opts) => {
+    // Imported here so this registration stays one self-contained block.
+    const { runCleanup, modeTools } = await import('./cleanup.js');
+    const { detectIptablesMode } = await import('../backends/iptables/mode.js');
+    // The same legacy-or-nft choice the agent makes at start, so cleanup looks where the rules are.
+    const { mode, reason } = await detectIptablesMode();
+    process.stderr.write(`cleanup: iptables mode ${mode} (${reason})\n`);
+    process.exitCode = await runCleanup(io, { dryRun: opts.dryRun }, modeTools(mode));
+  });
+
+program
+  .command('run')
+  .description('the node agent: watch the API server and keep this node programmed')
+  .option('--kubeconfig <file>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then the in-cluster service account)')
+  .addOption(new Option('--backend <backend>', 'kernel backend').choices(BACKENDS).default('iptables' as const))
+  .option('--node-name <name>', "this node's name (default: $NODE_NAME, else the hostname)")
+  .option('--node-ip <ip>', "this node's primary IP")
+  .option('--cluster-cidr <cidrs>', 'pod CIDR(s), comma separated, at most one per family: traffic from outside is masqueraded')
+  .option('--masquerade-all', 'masquerade all traffic to Service IPs', false)
+  .option('--min-sync-period <duration>', 'coalesce changes: at most one sync per this period (0: sync at once)', '1s')
+  .option('--sync-period <duration>', 'full sync at least this often; health fails when a change waits twice this', '30s')
+  .option('--healthz-bind-address <ip:port>', "/healthz and /livez ('' disables)", '0.0.0.0:10256')
+  .option('--metrics-bind-address <ip:port>', "/metrics ('' disables)", '127.0.0.1:10249')
+  .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info' as const))
+  .option('--dry-run', "print each sync's payload on stdout instead of applying it", false)
+  .action(async (opts) => {
+    const config = buildProxyConfig({
+      backend: opts.backend,
+      nodeName: opts.nodeName,
+      nodeIp: opts.nodeIp,
+      clusterCidr: opts.clusterCidr,
+      masqueradeAll: opts.masqueradeAll,
+    });
+    const { runAgent } = await import('./run.js');
+    process.exitCode = await runAgent(config, opts, io.stdout);
   });
 
 try {

@@ -7,6 +7,9 @@ import { ZONE_LABEL } from '../objects.js';
 import type { KubeApiClient } from './api-client.js';
 import { DEFAULT_REFLECTOR_OPTIONS, Reflector, type ReflectorEvent, type ReflectorOptions, type ReflectorSink } from './reflector.js';
 
+/** The cluster autoscaler's taint on a node it is about to delete. */
+export const TO_BE_DELETED_TAINT = 'ToBeDeletedByClusterAutoscaler';
+
 /** kube-proxy's selector on both informers: headless slices and other proxies' objects never reach us. */
 export const PROXY_LABEL_SELECTOR = '!service.kubernetes.io/headless,!service.kubernetes.io/service-proxy-name';
 
@@ -17,6 +20,8 @@ export interface NodeInfo {
   readonly zone: string | undefined;
   /** metadata.deletionTimestamp is set: healthz reports 503 so load balancers drain the node. */
   readonly deleting: boolean;
+  /** Tainted ToBeDeletedByClusterAutoscaler: also not eligible for load-balancer traffic. */
+  readonly toBeDeleted: boolean;
   readonly exists: boolean;
 }
 
@@ -38,7 +43,7 @@ export interface SourceListener {
  */
 export class ClusterSource {
   private readonly reflectors: Reflector[];
-  private node: NodeInfo = { zone: undefined, deleting: false, exists: false };
+  private node: NodeInfo = { zone: undefined, deleting: false, toBeDeleted: false, exists: false };
 
   constructor(
     client: KubeApiClient,
@@ -154,21 +159,27 @@ export class ClusterSource {
     const publish = (next: NodeInfo): void => {
       const prev = this.node;
       this.node = next;
-      if (prev.zone !== next.zone || prev.deleting !== next.deleting || prev.exists !== next.exists) this.listener.nodeChanged(next);
+      const same = prev.zone === next.zone && prev.deleting === next.deleting && prev.toBeDeleted === next.toBeDeleted && prev.exists === next.exists;
+      if (!same) this.listener.nodeChanged(next);
     };
     return {
       upsert: (key, object) => {
         if (key !== nodeName) return;
         const metadata = isObject(object['metadata']) ? object['metadata'] : undefined;
+        const spec = isObject(object['spec']) ? object['spec'] : {};
+        const taints = Array.isArray(spec['taints']) ? spec['taints'] : [];
         publish({
           zone: labelsOf(metadata).get(ZONE_LABEL),
           deleting: metadata !== undefined && typeof metadata['deletionTimestamp'] === 'string',
+          toBeDeleted: taints.some((t) => isObject(t) && t['key'] === TO_BE_DELETED_TAINT),
           exists: true,
         });
       },
       remove: (key) => {
-        if (key === nodeName) publish({ zone: undefined, deleting: false, exists: false });
+        if (key === nodeName) publish({ zone: undefined, deleting: false, toBeDeleted: false, exists: false });
       },
+      // Said once even if the Node does not exist, so health can report it (upstream: not eligible).
+      synced: () => this.listener.nodeChanged(this.node),
     };
   }
 }
