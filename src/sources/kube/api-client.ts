@@ -125,6 +125,7 @@ export class KubeApiClient {
       }
     });
     res.on('error', (e) => finish({ kind: 'error', error: e }));
+    lines.on('error', (e) => finish({ kind: 'error', error: e }));
     res.on('aborted', () => finish({ kind: 'error', error: new Error('connection reset during watch') }));
     lines.on('close', () => finish(res.complete ? { kind: 'closed' } : { kind: 'error', error: new Error('watch connection dropped') }));
     return { ended, abort: () => controller.abort() };
