@@ -58,7 +58,9 @@ export async function chainExists(tools: IptablesTools, table: string, chain: st
     await execa(tools.iptables, [...WAIT_ARGS, '-t', table, '-S', chain], { timeout: 30_000 });
     return true;
   } catch (e) {
-    if (e instanceof ExecaError && /No chain|does not exist/i.test(String(e.stderr ?? ''))) return false;
+    // Exit 1 is how a missing chain (or table) shows; its message varies ("No chain…", nft's "incompatible").
+    // As kube-proxy's ChainExists, that means "not there"; only a tool that cannot run is an error.
+    if (e instanceof ExecaError && e.exitCode === 1) return false;
     throw new ApplyError(`${tools.iptables} -t ${table} -S ${chain} failed: ${describe(e)}`, toolOutput(e), []);
   }
 }
