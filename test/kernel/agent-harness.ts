@@ -3,7 +3,7 @@
 // 127.0.0.1:BRIDGE_PORT there, so nothing links the lab to the root namespace.
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type ResultPromise, execa } from 'execa';
+import { execa } from 'execa';
 import { TestApiServer } from '../apiserver/server.js';
 import { CLI, CLUSTER_CIDR, NODE_NAME, type TempFiles } from './helpers.js';
 import type { Lab } from './lab/index.js';
@@ -13,15 +13,19 @@ export const BRIDGE_PORT = 16443;
 export const HEALTHZ_PORT = 10256;
 export const METRICS_PORT = 10249;
 
+function launch(ns: string, args: readonly string[]) {
+  return execa('ip', ['netns', 'exec', ns, process.execPath, ...args], { buffer: false, reject: false, stdin: 'ignore', cleanup: true });
+}
+
 /** A long-running process in a namespace with its output captured. */
 class NsProcess {
   readonly lines: string[] = [];
-  private readonly sub: ResultPromise<{ buffer: false; reject: false; stdin: 'ignore'; cleanup: true }>;
+  private readonly sub: ReturnType<typeof launch>;
   private readonly exited: Promise<number | undefined>;
   private buffered = '';
 
   constructor(ns: string, args: readonly string[]) {
-    this.sub = execa('ip', ['netns', 'exec', ns, process.execPath, ...args], { buffer: false, reject: false, stdin: 'ignore', cleanup: true });
+    this.sub = launch(ns, args);
     const collect = (c: string): void => {
       this.buffered += c;
       const parts = this.buffered.split('\n');
