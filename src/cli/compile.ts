@@ -1,6 +1,7 @@
 import { ApplyError, conntrackTcpBeLiberal, readLiveRules, restore } from '../backends/iptables/apply.js';
 import { IptablesCompiler } from '../backends/iptables/compiler.js';
 import { EMPTY_LIVE_RULES } from '../backends/iptables/live-state.js';
+import { batches } from '../backends/iptables/payload.js';
 import { defaultIptablesOptions } from '../backends/iptables/options.js';
 import { type ProxyConfig, UsageError } from '../config.js';
 import { readManifests } from '../sources/manifests.js';
@@ -38,7 +39,7 @@ export async function runCompile(req: CompileRequest, io: Io): Promise<number> {
   compiler.update(loaded.state, loaded.state.takeChanges());
 
   if (!req.apply) {
-    io.stdout(compiler.planFull(EMPTY_LIVE_RULES).payload.text);
+    for (const text of batches(compiler.planFull(EMPTY_LIVE_RULES).payload.chunks)) io.stdout(text);
     for (const e of errors) io.stderr(`error: ${e}\n`);
     return errors.length > 0 ? 2 : 0;
   }
@@ -50,12 +51,12 @@ export async function runCompile(req: CompileRequest, io: Io): Promise<number> {
   try {
     const live = await readLiveRules(options.family);
     const plan = compiler.planFull(live);
-    await restore(plan.payload.text, options.family);
+    await restore(plan.payload.chunks, options.family);
     plan.commit();
     const s = plan.payload.stats;
     io.stderr(
       `applied full sync: ${compiler.serviceCount} services, ${s.natRulesTotal} nat rules, ${s.filterRulesTotal} filter rules, ` +
-        `${s.chainsDeleted} stale chains deleted, ${plan.payload.text.length} bytes\n`,
+        `${s.chainsDeleted} stale chains deleted, ${plan.payload.length} bytes\n`,
     );
     return 0;
   } catch (e) {

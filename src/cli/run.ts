@@ -157,7 +157,10 @@ export async function runAgent(config: ProxyConfig, flags: RunFlags, print: (tex
 
   let syncNo = 0;
   const dryRun = flags.dryRun
-    ? (payload: string) => print(`# switchboard dry-run sync ${++syncNo} at ${new Date().toISOString()}\n${payload}`)
+    ? (payload: Iterable<string>) => {
+        print(`# switchboard dry-run sync ${++syncNo} at ${new Date().toISOString()}\n`);
+        for (const text of payload) print(text);
+      }
     : undefined;
   const loop = new SyncLoop(state, backend, hooks, {
     minSyncPeriodMs,
@@ -268,7 +271,8 @@ function durationFlag(flag: string, value: string, minMs: number): number {
 
 function bindFlag(flag: string, value: string, defaultPort: number) {
   try {
-    return parseBindAddress(value, defaultPort);
+    // Port 0 (any free port, logged at start) lets several agents share a network namespace in tests.
+    return parseBindAddress(value, defaultPort, { allowEphemeralPort: true });
   } catch (e) {
     throw new UsageError(`${flag}: ${errorText(e)}`);
   }

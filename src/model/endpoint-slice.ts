@@ -54,6 +54,19 @@ function readPorts(r: FieldReader, obj: JsonObject): SlicePort[] {
   return ports;
 }
 
+/** Shared by every endpoint without hints (nearly all of them), instead of two empty arrays each. */
+const NO_HINTS: readonly string[] = Object.freeze([]);
+
+/** A cluster has few node names and many endpoints: one string per name, not one per endpoint. */
+const nodeNames = new Map<string, string>();
+function internNodeName(name: string): string {
+  const known = nodeNames.get(name);
+  if (known !== undefined) return known;
+  if (nodeNames.size > 100_000) nodeNames.clear(); // bounded: a pathological input cannot grow it forever
+  nodeNames.set(name, name);
+  return name;
+}
+
 function readEndpoints(r: FieldReader, obj: JsonObject, family: IPFamily): SliceEndpoint[] {
   const list = r.array(obj, 'endpoints', 'endpoints', false) ?? [];
   const endpoints: SliceEndpoint[] = [];
@@ -81,9 +94,11 @@ function readEndpoints(r: FieldReader, obj: JsonObject, family: IPFamily): Slice
     const terminating = r.boolean(conditions, 'terminating', `${path}.conditions.terminating`) ?? false;
     const nodeName = r.string(item, 'nodeName', `${path}.nodeName`, false);
     const hints = r.object(item, 'hints', `${path}.hints`, false);
-    const zoneHints = hints ? readHintNames(r, hints, 'forZones', `${path}.hints.forZones`) : [];
-    const nodeHints = hints ? readHintNames(r, hints, 'forNodes', `${path}.hints.forNodes`) : [];
-    if (ip !== undefined) endpoints.push({ ip, ready, serving, terminating, nodeName, zoneHints, nodeHints });
+    const zoneHints = hints ? readHintNames(r, hints, 'forZones', `${path}.hints.forZones`) : NO_HINTS;
+    const nodeHints = hints ? readHintNames(r, hints, 'forNodes', `${path}.hints.forNodes`) : NO_HINTS;
+    if (ip !== undefined) {
+      endpoints.push({ ip, ready, serving, terminating, nodeName: nodeName === undefined ? undefined : internNodeName(nodeName), zoneHints, nodeHints });
+    }
   });
   return endpoints;
 }

@@ -32,7 +32,7 @@ export interface ProxyBackend {
    * successful sync. With `print`, the payload goes to `print` instead of the kernel. Throws ApplyError-like
    * errors (see `asApplyFailure`) when the tool refuses the payload; the kernel is then unchanged.
    */
-  sync(full: boolean, print?: (payload: string) => void): Promise<SyncOutcome>;
+  sync(full: boolean, print?: (payload: Iterable<string>) => void): Promise<SyncOutcome>;
   /** False if our canary chain is gone: someone flushed the tables, so the next sync must be full. */
   canaryPresent(): Promise<boolean>;
   /** Turns a thrown error into the failure the loop logs, or undefined if it is not an apply failure. */

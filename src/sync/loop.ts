@@ -13,7 +13,7 @@ export interface SyncLoopOptions {
   /** Backoff after a failed apply. */
   readonly retry: { readonly initialMs: number; readonly maxMs: number };
   /** Print each sync's payload here instead of applying it. */
-  readonly dryRun?: (payload: string) => void;
+  readonly dryRun?: (payload: Iterable<string>) => void;
   readonly now?: () => number;
 }
 

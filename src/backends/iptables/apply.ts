@@ -1,7 +1,9 @@
 import { readFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { ExecaError, execa } from 'execa';
 import type { IPFamily } from '../../model/ip.js';
 import { type LiveRules, parseIptablesSave } from './live-state.js';
+import { batches } from './payload.js';
 
 /** A restore the kernel (or the tool) refused, with the tool's words and the input lines it pointed at. */
 export class ApplyError extends Error {
@@ -41,14 +43,19 @@ export async function readLiveRules(family: IPFamily, tools = defaultIptablesToo
   }
 }
 
-/** Applies a payload with `--noflush`, so chains it does not declare (everyone else's) stay as they are. */
-export async function restore(payload: string, family: IPFamily, tools = defaultIptablesTools(family)): Promise<void> {
+/**
+ * Applies a payload with `--noflush`, so chains it does not declare (everyone else's) stay as they are.
+ * A payload given as pieces is streamed to the tool's stdin without being joined first.
+ */
+export async function restore(payload: string | readonly string[], family: IPFamily, tools = defaultIptablesTools(family)): Promise<void> {
   const { restore: tool } = tools;
+  const input = typeof payload === 'string' ? payload : Readable.from(batches(payload), { objectMode: false });
   try {
-    await execa(tool, [...WAIT_ARGS, '--noflush', '--counters'], { input: payload, timeout: 600_000 });
+    await execa(tool, [...WAIT_ARGS, '--noflush', '--counters'], { input, timeout: 600_000 });
   } catch (e) {
     const output = toolOutput(e);
-    throw new ApplyError(`${tool} failed: ${describe(e)}`, output, offendingLines(payload, output));
+    const text = typeof payload === 'string' ? payload : payload.join('');
+    throw new ApplyError(`${tool} failed: ${describe(e)}`, output, offendingLines(text, output));
   }
 }
 

@@ -4,6 +4,7 @@ import type { ApplyFailure, ProxyBackend, SyncOutcome } from '../../sync/backend
 import { ApplyError, type IptablesTools, chainExists, defaultIptablesTools, readLiveRules, restore } from './apply.js';
 import { IptablesCompiler, type SyncPlan } from './compiler.js';
 import { EMPTY_LIVE_RULES } from './live-state.js';
+import { batches } from './payload.js';
 import type { IptablesOptions } from './options.js';
 import { FIXED_CHAINS, KUBE_PROXY_CANARY, type Table } from './skeleton.js';
 
@@ -34,7 +35,7 @@ export class IptablesBackend implements ProxyBackend {
     );
   }
 
-  async sync(full: boolean, print?: (payload: string) => void): Promise<SyncOutcome> {
+  async sync(full: boolean, print?: (payload: Iterable<string>) => void): Promise<SyncOutcome> {
     let plan: SyncPlan | undefined;
     if (full) {
       // A dry run never reads the machine: it shows the full sync onto a node without our rules.
@@ -46,10 +47,10 @@ export class IptablesBackend implements ProxyBackend {
     if (plan === undefined) return { kind: 'none', bytes: 0, ruleTotals: {}, chainsDeleted: 0 };
     const { payload } = plan;
     if (print) {
-      print(payload.text);
+      print(batches(payload.chunks));
     } else {
       try {
-        await restore(payload.text, this.options.family, this.tools);
+        await restore(payload.chunks, this.options.family, this.tools);
       } catch (e) {
         plan.abort();
         throw e;
@@ -58,7 +59,7 @@ export class IptablesBackend implements ProxyBackend {
     plan.commit();
     return {
       kind: payload.kind,
-      bytes: payload.text.length,
+      bytes: payload.length,
       ruleTotals: { nat: payload.stats.natRulesTotal, filter: payload.stats.filterRulesTotal },
       chainsDeleted: payload.stats.chainsDeleted,
     };

@@ -4,11 +4,51 @@ import { isPerServiceChain } from './names.js';
 import type { IptablesOptions } from './options.js';
 import { BUILTIN_JUMPS, FIXED_CHAINS, KUBE_SERVICES, NODEPORTS_TAIL_RULE, type Table, fixedRules } from './skeleton.js';
 
-/** An iptables-restore input (for `--noflush`), with the counts that metrics and benchmarks report. */
+/**
+ * An iptables-restore input (for `--noflush`), with the counts that metrics and benchmarks report. The text
+ * is kept as its pieces (mostly the cached fragments themselves) and streamed to the tool: a full sync at
+ * 10,000 Services is 31 MB, which would otherwise be copied once more into one string.
+ */
 export interface RestorePayload {
   readonly kind: 'full' | 'partial';
+  readonly chunks: readonly string[];
+  /** Length of the text in characters (= bytes: the payload is ASCII). */
+  readonly length: number;
+  /** The whole text, joined on first use (tests, printing small payloads, error reports). */
   readonly text: string;
   readonly stats: PayloadStats;
+}
+
+/** The pieces regrouped into strings of about `size` characters: few writes, and never the whole text at once. */
+export function* batches(chunks: readonly string[], size = 1 << 20): Generator<string> {
+  let group: string[] = [];
+  let length = 0;
+  for (const c of chunks) {
+    group.push(c);
+    length += c.length;
+    if (length >= size) {
+      yield group.join('');
+      group = [];
+      length = 0;
+    }
+  }
+  if (group.length > 0) yield group.join('');
+}
+
+function payloadOf(kind: 'full' | 'partial', chunks: string[], stats: PayloadStats): RestorePayload {
+  let length = 0;
+  for (const c of chunks) length += c.length;
+  let joined: string | undefined;
+  return {
+    kind,
+    chunks,
+    length,
+    get text(): string {
+      joined ??= chunks.join('');
+      return joined;
+    },
+    stats,
+  };
 }
 
 export interface PayloadStats {
@@ -67,20 +107,18 @@ export function planFull(fragments: readonly ServiceFragment[], opts: IptablesOp
   filter.push(...filterJumps, 'COMMIT\n');
   nat.push(...natJumps, 'COMMIT\n');
   const mangle = `*mangle\n${chainLine(FIXED_CHAINS.mangle[0]!)}COMMIT\n`;
-  const text = filter.join('') + nat.join('') + mangle;
+  const chunks = filter;
+  for (const c of nat) chunks.push(c);
+  chunks.push(mangle);
   const filterTotal = filterFixed.length + filterServiceRules;
-  return {
-    kind: 'full',
-    text,
-    stats: {
+  return payloadOf('full', chunks, {
       natRulesWritten: natRules + natJumps.length,
       filterRulesWritten: filterTotal + filterJumps.length,
       chainsWritten: wanted.size + FIXED_CHAINS.filter.length + FIXED_CHAINS.nat.length + FIXED_CHAINS.mangle.length,
       chainsDeleted: stale.length,
       natRulesTotal: natRules,
       filterRulesTotal: filterTotal,
-    },
-  };
+  });
 }
 
 /** `-I CHAIN 1 …` lines for the built-in jumps `live` lacks, in kube-proxy's prepend order. */
@@ -133,17 +171,13 @@ export function planPartial(
   const parts: string[] = [];
   if (filterEdits.length > 0) parts.push('*filter\n', ...filterEdits, 'COMMIT\n');
   if (natDecl.length + natEdits.length > 0) parts.push('*nat\n', ...natDecl, ...natEdits, ...natBodies, ...natDeletes, 'COMMIT\n');
-  return {
-    kind: 'partial',
-    text: parts.join(''),
-    stats: {
-      natRulesWritten: natRules,
-      filterRulesWritten: filterRules,
-      chainsWritten: natDecl.length - natDeletes.length,
-      chainsDeleted: natDeletes.length,
-      ...totals,
-    },
-  };
+  return payloadOf('partial', parts, {
+    natRulesWritten: natRules,
+    filterRulesWritten: filterRules,
+    chainsWritten: natDecl.length - natDeletes.length,
+    chainsDeleted: natDeletes.length,
+    ...totals,
+  });
 }
 
 function diffSharedChain(before: readonly string[] = [], after: readonly string[] = [], out: string[]): number {
