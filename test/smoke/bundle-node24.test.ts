@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Options, execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { list, service } from '../support/objects.js';
+import { TestApiServer } from '../apiserver/server.js';
+import { endpointSlice, list, service } from '../support/objects.js';
 import { node24 } from './node24.js';
 
 // The esbuild bundle, alone, under Node 24: what the image runs (/usr/local/lib/switchboard/switchboard.mjs with
@@ -67,7 +68,31 @@ describe('bundle under Node 24', () => {
     expect(r.stderr).toMatch(/--cluster-cidr: .*not a valid IPv4 CIDR/);
   });
 
-  // `run --dry-run` against the test API server (test/apiserver/) goes here: start the server, then
-  // run(['run', '--dry-run', '--kubeconfig', <its kubeconfig>, '--node-name', 'node-a', ...]) and check the
-  // first sync's output and /healthz, then stop both.
+  it('runs the agent in dry-run mode against an HTTPS API server: list, watch, a partial sync, clean SIGTERM', async () => {
+    const server = await TestApiServer.start({ tls: true, token: 'smoke' });
+    try {
+      const kubeconfig = join(dir, 'kubeconfig');
+      await server.writeKubeconfig(kubeconfig);
+      server.apply(service({ name: 'web', clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80, targetPort: 8080 }] }));
+      server.apply(endpointSlice({ name: 'web-1', service: 'web', ports: [{ name: 'http', port: 8080 }], endpoints: [{ ip: '10.244.1.5' }] }));
+      const agent = execa(node, [bundle, 'run', '--dry-run', '--kubeconfig', kubeconfig, '--node-name', 'node-a', '--min-sync-period', '0',
+        '--healthz-bind-address', '127.0.0.1:0', '--metrics-bind-address', '127.0.0.1:0'], { cwd: dir, reject: false, buffer: true });
+      let out = '';
+      agent.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+      const until = async (test: () => boolean, what: string) => {
+        for (let i = 0; i < 200 && !test(); i++) await new Promise((r) => setTimeout(r, 50));
+        if (!test()) throw new Error(`timed out waiting for ${what}; stdout so far:\n${out}`);
+      };
+      await until(() => out.includes('--to-destination 10.244.1.5:8080'), 'the first full sync');
+      server.apply(endpointSlice({ name: 'web-1', service: 'web', ports: [{ name: 'http', port: 8080 }], endpoints: [{ ip: '10.244.1.6' }] }));
+      await until(() => out.includes('--to-destination 10.244.1.6:8080'), 'the partial sync');
+      agent.kill('SIGTERM');
+      const r = await agent;
+      expect(r.exitCode).toBe(0);
+      expect(out.match(/^# switchboard dry-run sync \d+/gm)).toHaveLength(2);
+      expect(String(r.stderr)).toContain('"msg":"stopped"');
+    } finally {
+      await server.stop();
+    }
+  });
 });
