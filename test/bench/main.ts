@@ -128,3 +128,10 @@ console.log(`  one-endpoint partial payload:         ${partialBytes} bytes`);
 console.log(`  in-process peak RSS:                  ${result.inProcessPeakRssMB} MB`);
 if (process.argv.includes('--show-partial')) console.log(partialText);
 console.log(JSON.stringify(result));
+
+// Agent benchmarks (programming latency, agent memory; root and a lab namespace): `--agent-sizes none` skips them.
+const agentSizes = process.argv.indexOf('--agent-sizes');
+if (agentSizes < 0 || process.argv[agentSizes + 1] !== 'none') {
+  const agent = spawnSync(process.execPath, [`${root}test/bench/bin/agent-bench.mjs`, ...process.argv.slice(2)], { stdio: 'inherit' });
+  if (agent.status !== 0) process.exitCode = agent.status ?? 1;
+}
