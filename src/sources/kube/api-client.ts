@@ -173,22 +173,29 @@ export class KubeApiClient {
 function readBody(res: http.IncomingMessage, timeoutMs: number, signal?: AbortSignal): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
+    const onAbort = (): void => void res.destroy();
+    // One reflector signal spans many pages: the listener must go when the page is read.
+    const settle = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    };
     const timer = setTimeout(() => {
+      settle();
       res.destroy();
       reject(new ApiError(`response body not complete within ${timeoutMs} ms`, 0, 'Timeout'));
     }, timeoutMs);
-    signal?.addEventListener('abort', () => res.destroy(), { once: true });
+    signal?.addEventListener('abort', onAbort, { once: true });
     res.on('data', (c: Buffer) => chunks.push(c));
     res.on('end', () => {
-      clearTimeout(timer);
+      settle();
       resolve(Buffer.concat(chunks).toString('utf8'));
     });
     res.on('error', (e) => {
-      clearTimeout(timer);
+      settle();
       reject(new ApiError(`reading response: ${e.message}`, 0, 'ConnectionError'));
     });
     res.on('aborted', () => {
-      clearTimeout(timer);
+      settle();
       reject(new ApiError('connection reset while reading response', 0, 'ConnectionError'));
     });
   });
