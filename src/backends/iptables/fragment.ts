@@ -1,6 +1,7 @@
 import { categorizeEndpoints } from '../../model/categorize.js';
 import type { Endpoint, Service, ServiceKey, ServicePortSpec } from '../../model/types.js';
 import { servicePortNameString } from '../../model/types.js';
+import { ChainTable, type EndpointChainStyle } from './chain-table.js';
 import { endpointChain, servicePortChains } from './names.js';
 import type { IptablesOptions } from './options.js';
 import { probability } from './probability.js';
@@ -40,7 +41,7 @@ export function renderServiceFragment(
   largeCluster: boolean,
 ): ServiceFragment {
   const clusterIP = service.clusterIPs[opts.family];
-  const natChains = new Map<string, string>();
+  const natChains = new ChainTable();
   const natServiceRules: string[] = [];
   const filterServiceRules: string[] = [];
   let natRuleCount = 0;
@@ -103,26 +104,19 @@ export function renderServiceFragment(
       natServiceRules.push(`${ipComment} -j ${internalPolicyChain}`);
     }
     if (sel.clusterEndpoints.length > 0) {
-      natChains.set(chains.svc, policyRules(chains.svc, sel.clusterEndpoints, hasInternalEndpoints && !iTPLocal));
+      natChains.setText(chains.svc, policyRules(chains.svc, sel.clusterEndpoints, hasInternalEndpoints && !iTPLocal));
     }
     if (sel.localEndpoints.length > 0) {
-      natChains.set(chains.svl, policyRules(chains.svl, sel.localEndpoints, hasInternalEndpoints && iTPLocal));
+      natChains.setText(chains.svl, policyRules(chains.svl, sel.localEndpoints, hasInternalEndpoints && iTPLocal));
     }
-    const sepComment = largeCluster ? '' : ` -m comment --comment ${spn}`;
-    const affinity = service.sessionAffinity.type === 'ClientIP';
-    for (const ep of sel.allReachable) {
-      const sep = epChainName(ep);
-      const recent = affinity ? ` -m recent --name ${sep} --set` : '';
-      natChains.set(
-        sep,
-        [
-          `-A ${sep}${sepComment} -s ${ep.ip} -j ${KUBE_MARK_MASQ}\n`,
-          `-A ${sep}${sepComment}${recent} -m ${proto} -p ${proto} -j DNAT --to-destination ${ep.hostPort}\n`,
-        ].join(''),
-      );
-    }
+    const style: EndpointChainStyle = {
+      comment: largeCluster ? '' : ` -m comment --comment ${spn}`,
+      affinity: service.sessionAffinity.type === 'ClientIP',
+      proto,
+    };
+    for (const ep of sel.allReachable) natChains.setEndpoint(epChainName(ep), style, ep.ip, ep.port);
   }
-  for (const body of natChains.values()) natRuleCount += countLines(body);
+  natRuleCount += natChains.ruleCount(countLines);
   natRuleCount += natServiceRules.length;
   return { key: service.key, natChains, natServiceRules, filterServiceRules, natRuleCount };
 }
