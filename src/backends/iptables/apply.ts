@@ -47,14 +47,14 @@ export async function readLiveRules(family: IPFamily, tools = defaultIptablesToo
  * Applies a payload with `--noflush`, so chains it does not declare (everyone else's) stay as they are.
  * A payload given as pieces is streamed to the tool's stdin without being joined first.
  */
-export async function restore(payload: string | readonly string[], family: IPFamily, tools = defaultIptablesTools(family)): Promise<void> {
+export async function restore(payload: string | Iterable<string>, family: IPFamily, tools = defaultIptablesTools(family)): Promise<void> {
   const { restore: tool } = tools;
   const input = typeof payload === 'string' ? payload : Readable.from(batches(payload), { objectMode: false });
   try {
     await execa(tool, [...WAIT_ARGS, '--noflush', '--counters'], { input, timeout: 600_000 });
   } catch (e) {
     const output = toolOutput(e);
-    const text = typeof payload === 'string' ? payload : payload.join('');
+    const text = typeof payload === 'string' ? payload : [...payload].join('');
     throw new ApplyError(`${tool} failed: ${describe(e)}`, output, offendingLines(text, output));
   }
 }

@@ -46,11 +46,22 @@ export class IptablesBackend implements ProxyBackend {
     }
     if (plan === undefined) return { kind: 'none', bytes: 0, ruleTotals: {}, chainsDeleted: 0 };
     const { payload } = plan;
+    // Counted while streamed, so the payload is generated once (again only for an error report).
+    let bytes = 0;
+    const counted: Iterable<string> = {
+      *[Symbol.iterator]() {
+        bytes = 0;
+        for (const c of payload.chunks) {
+          bytes += c.length;
+          yield c;
+        }
+      },
+    };
     if (print) {
-      print(batches(payload.chunks));
+      print(batches(counted));
     } else {
       try {
-        await restore(payload.chunks, this.options.family, this.tools);
+        await restore(counted, this.options.family, this.tools);
       } catch (e) {
         plan.abort();
         throw e;
@@ -59,7 +70,7 @@ export class IptablesBackend implements ProxyBackend {
     plan.commit();
     return {
       kind: payload.kind,
-      bytes: payload.length,
+      bytes,
       ruleTotals: { nat: payload.stats.natRulesTotal, filter: payload.stats.filterRulesTotal },
       chainsDeleted: payload.stats.chainsDeleted,
     };

@@ -11,8 +11,9 @@ import { BUILTIN_JUMPS, FIXED_CHAINS, KUBE_SERVICES, NODEPORTS_TAIL_RULE, type T
  */
 export interface RestorePayload {
   readonly kind: 'full' | 'partial';
-  readonly chunks: readonly string[];
-  /** Length of the text in characters (= bytes: the payload is ASCII). */
+  /** The text in pieces, generated afresh on each iteration (a full sync renders its endpoint chains as it goes). */
+  readonly chunks: Iterable<string>;
+  /** Length of the text in characters (= bytes: the payload is ASCII); counted on first use. */
   readonly length: number;
   /** The whole text, joined on first use (tests, printing small payloads, error reports). */
   readonly text: string;
@@ -20,7 +21,7 @@ export interface RestorePayload {
 }
 
 /** The pieces regrouped into strings of about `size` characters: few writes, and never the whole text at once. */
-export function* batches(chunks: readonly string[], size = 1 << 20): Generator<string> {
+export function* batches(chunks: Iterable<string>, size = 1 << 20): Generator<string> {
   let group: string[] = [];
   let length = 0;
   for (const c of chunks) {
@@ -35,16 +36,21 @@ export function* batches(chunks: readonly string[], size = 1 << 20): Generator<s
   if (group.length > 0) yield group.join('');
 }
 
-function payloadOf(kind: 'full' | 'partial', chunks: string[], stats: PayloadStats): RestorePayload {
-  let length = 0;
-  for (const c of chunks) length += c.length;
+function payloadOf(kind: 'full' | 'partial', chunks: Iterable<string>, stats: PayloadStats): RestorePayload {
+  let length: number | undefined;
   let joined: string | undefined;
   return {
     kind,
     chunks,
-    length,
+    get length(): number {
+      if (length === undefined) {
+        length = 0;
+        for (const c of chunks) length += c.length;
+      }
+      return length;
+    },
     get text(): string {
-      joined ??= chunks.join('');
+      joined ??= [...chunks].join('');
       return joined;
     },
     stats,
@@ -97,23 +103,31 @@ export function planFull(fragments: readonly ServiceFragment[], opts: IptablesOp
     out.push(`${NODEPORTS_TAIL_RULE}\n`);
   };
 
-  const chunks = filter;
-  if (wanted.size + stale.length <= MAX_CHAINS_PER_TRANSACTION) {
-    // One atomic transaction, as kube-proxy writes it.
-    chunks.push('*nat\n');
-    for (const name of FIXED_CHAINS.nat) chunks.push(chainLine(name));
-    for (const f of fragments) for (const name of f.natChains.keys()) chunks.push(chainLine(name));
-    for (const name of stale) chunks.push(chainLine(name));
-    natShared(chunks);
-    for (const f of fragments) for (const body of f.natChains.values()) chunks.push(body);
-    for (const name of stale) chunks.push(`-X ${name}\n`);
-    chunks.push(...natJumps, 'COMMIT\n');
-  } else {
-    planBatchedNat(chunks, fragments, stale, liveNat, natShared, natJumps);
+  const single = wanted.size + stale.length <= MAX_CHAINS_PER_TRANSACTION;
+  // Generated on each iteration rather than stored: the pieces of a 10,000-Service sync (endpoint chains
+  // rendered from their facts) live only while the restore reads them.
+  function* generate(): Generator<string> {
+    yield* filter;
+    if (single) {
+      // One atomic transaction, as kube-proxy writes it.
+      yield '*nat\n';
+      for (const name of FIXED_CHAINS.nat) yield chainLine(name);
+      for (const f of fragments) for (const name of f.natChains.keys()) yield chainLine(name);
+      for (const name of stale) yield chainLine(name);
+      const shared: string[] = [];
+      natShared(shared);
+      yield* shared;
+      for (const f of fragments) yield* f.natChains.values();
+      for (const name of stale) yield `-X ${name}\n`;
+      yield* natJumps;
+      yield 'COMMIT\n';
+    } else {
+      yield* batchedNat(fragments, stale, liveNat, natShared, natJumps);
+    }
+    yield `*mangle\n${chainLine(FIXED_CHAINS.mangle[0]!)}COMMIT\n`;
   }
-  chunks.push(`*mangle\n${chainLine(FIXED_CHAINS.mangle[0]!)}COMMIT\n`);
   const filterTotal = filterFixed.length + filterServiceRules;
-  return payloadOf('full', chunks, {
+  return payloadOf('full', { [Symbol.iterator]: generate }, {
     natRulesWritten: natRules + natJumps.length,
     filterRulesWritten: filterTotal + filterJumps.length,
     chainsWritten: wanted.size + FIXED_CHAINS.filter.length + FIXED_CHAINS.nat.length + FIXED_CHAINS.mangle.length,
@@ -138,40 +152,43 @@ export const MAX_CHAINS_PER_TRANSACTION = 2000;
  * rewritten, which is the moment new Services appear and deleted ones disappear; (5) stale chains removed.
  * If a later COMMIT fails, the earlier ones stay, and the caller's next full sync finishes the job.
  */
-function planBatchedNat(
-  out: string[],
+function* batchedNat(
   fragments: readonly ServiceFragment[],
   stale: readonly string[],
   liveNat: ReadonlySet<string>,
   natShared: (out: string[]) => void,
   natJumps: readonly string[],
-): void {
+): Generator<string> {
   const missingFixed = FIXED_CHAINS.nat.filter((c) => !liveNat.has(c));
-  if (missingFixed.length > 0) out.push('*nat\n', ...missingFixed.map(chainLine), 'COMMIT\n');
-  let decls: string[] = [];
-  let bodies: string[] = [];
-  const flush = (): void => {
-    if (decls.length === 0) return;
-    out.push('*nat\n', ...decls, ...bodies, 'COMMIT\n');
-    decls = [];
-    bodies = [];
-  };
+  if (missingFixed.length > 0) yield* ['*nat\n', ...missingFixed.map(chainLine), 'COMMIT\n'];
+  let group: ServiceFragment[] = [];
+  let chains = 0;
+  function* flush(): Generator<string> {
+    if (group.length === 0) return;
+    yield '*nat\n';
+    for (const f of group) for (const name of f.natChains.keys()) yield chainLine(name);
+    for (const f of group) yield* f.natChains.values();
+    yield 'COMMIT\n';
+    group = [];
+    chains = 0;
+  }
   for (const f of fragments) {
-    for (const [name, body] of f.natChains) {
-      decls.push(chainLine(name));
-      bodies.push(body);
-    }
-    if (decls.length >= MAX_CHAINS_PER_TRANSACTION) flush();
+    group.push(f);
+    chains += f.natChains.size;
+    if (chains >= MAX_CHAINS_PER_TRANSACTION) yield* flush();
   }
-  flush();
+  yield* flush();
   for (let i = 0; i < stale.length; i += MAX_CHAINS_PER_TRANSACTION) {
-    out.push('*nat\n', ...stale.slice(i, i + MAX_CHAINS_PER_TRANSACTION).map(chainLine), 'COMMIT\n');
+    yield* ['*nat\n', ...stale.slice(i, i + MAX_CHAINS_PER_TRANSACTION).map(chainLine), 'COMMIT\n'];
   }
-  out.push('*nat\n', ...FIXED_CHAINS.nat.map(chainLine));
-  natShared(out);
-  out.push(...natJumps, 'COMMIT\n');
+  yield '*nat\n';
+  yield* FIXED_CHAINS.nat.map(chainLine);
+  const shared: string[] = [];
+  natShared(shared);
+  yield* shared;
+  yield* [...natJumps, 'COMMIT\n'];
   for (let i = 0; i < stale.length; i += MAX_CHAINS_PER_TRANSACTION) {
-    out.push('*nat\n', ...stale.slice(i, i + MAX_CHAINS_PER_TRANSACTION).map((c) => `-X ${c}\n`), 'COMMIT\n');
+    yield* ['*nat\n', ...stale.slice(i, i + MAX_CHAINS_PER_TRANSACTION).map((c) => `-X ${c}\n`), 'COMMIT\n'];
   }
 }
 
