@@ -35,13 +35,7 @@ program
   .option('--cluster-cidr <cidrs>', 'pod CIDR(s), comma separated, at most one per family: traffic from outside is masqueraded')
   .option('--masquerade-all', 'masquerade all traffic to Service IPs', false)
   .action(async (opts) => {
-    const config = buildProxyConfig({
-      backend: opts.backend,
-      nodeName: opts.nodeName,
-      nodeIp: opts.nodeIp,
-      clusterCidr: opts.clusterCidr,
-      masqueradeAll: opts.masqueradeAll,
-    });
+    const config = buildProxyConfig(opts);
     process.exitCode = await runCompile({ config, files: opts.filename, apply: opts.apply }, io);
   });
 
@@ -75,13 +69,7 @@ program
   .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info' as const))
   .option('--dry-run', "print each sync's payload on stdout instead of applying it", false)
   .action(async (opts) => {
-    const config = buildProxyConfig({
-      backend: opts.backend,
-      nodeName: opts.nodeName,
-      nodeIp: opts.nodeIp,
-      clusterCidr: opts.clusterCidr,
-      masqueradeAll: opts.masqueradeAll,
-    });
+    const config = buildProxyConfig(opts);
     const { runAgent } = await import('./run.js');
     process.exitCode = await runAgent(config, opts, io.stdout);
   });
