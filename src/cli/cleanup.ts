@@ -1,6 +1,6 @@
 import { type IptablesMode, iptablesCommands } from '../backends/iptables/mode.js';
-import { ApplyError, restore } from '../backends/iptables/apply.js';
-import { type CleanupPlan, describeCleanup, planCleanupDetailed, saveAll } from '../backends/iptables/cleanup.js';
+import { ApplyError, restore, saveAll } from '../backends/iptables/apply.js';
+import { type CleanupPlan, describeCleanup, planCleanupDetailed } from '../backends/iptables/cleanup.js';
 import type { IPFamily } from '../model/ip.js';
 
 export interface CleanupIo {

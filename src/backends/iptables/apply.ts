@@ -33,14 +33,19 @@ export function defaultIptablesTools(family: IPFamily): IptablesTools {
 /** Wait up to 5 s for the xtables lock, polling every 100 ms, as kube-proxy does: other agents hold it too. */
 const WAIT_ARGS = ['-w', '5', '-W', '100000'];
 
-export async function readLiveRules(family: IPFamily, tools = defaultIptablesTools(family)): Promise<LiveRules> {
+/** The raw `iptables-save` text of all tables (tens of MB at 10,000 Services); throws ApplyError. */
+export async function saveAll(family: IPFamily, tools = defaultIptablesTools(family)): Promise<string> {
   const { save } = tools;
   try {
     const { stdout } = await execa(save, [], { timeout: 120_000, maxBuffer: 1024 * 1024 * 1024 });
-    return parseIptablesSave(stdout);
+    return stdout;
   } catch (e) {
     throw new ApplyError(`${save} failed: ${describe(e)}`, toolOutput(e), []);
   }
+}
+
+export async function readLiveRules(family: IPFamily, tools = defaultIptablesTools(family)): Promise<LiveRules> {
+  return parseIptablesSave(await saveAll(family, tools));
 }
 
 /**

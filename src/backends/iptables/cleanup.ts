@@ -1,6 +1,3 @@
-import { ExecaError, execa } from 'execa';
-import type { IPFamily } from '../../model/ip.js';
-import { ApplyError, type IptablesTools, defaultIptablesTools } from './apply.js';
 import { parseIptablesSave } from './live-state.js';
 import { isPerServiceChain } from './names.js';
 import { FIXED_CHAINS, type Table } from './skeleton.js';
@@ -179,28 +176,4 @@ export function describeCleanup(plan: CleanupPlan): string {
   const kept = CLEANUP_TABLES.flatMap((t) => plan.chainsKept[t].map((c) => `${t}/${c}`));
   if (kept.length > 0) parts.push(`flushed but kept (another agent's chain jumps to them): ${kept.join(' ')}`);
   return parts.join(', ');
-}
-
-/**
- * The raw `iptables-save` text of all tables: the planner needs the policies and duplicate rules that
- * readLiveRules' parsed form drops. `tools` selects the family's (and mode's) binaries.
- */
-export async function saveAll(family: IPFamily, tools: IptablesTools = defaultIptablesTools(family)): Promise<string> {
-  const tool = tools.save;
-  try {
-    const { stdout } = await execa(tool, [], { timeout: 120_000, maxBuffer: 1024 * 1024 * 1024 });
-    return stdout;
-  } catch (e) {
-    const output = e instanceof ExecaError ? String(e.stderr ?? '').trim() : '';
-    throw new ApplyError(`${tool} failed: ${describeExecError(e)}`, output, []);
-  }
-}
-
-function describeExecError(e: unknown): string {
-  if (e instanceof ExecaError) {
-    if (e.code === 'ENOENT') return 'command not found (install the iptables package)';
-    if (e.timedOut) return 'timed out';
-    return e.exitCode !== undefined ? `exit code ${e.exitCode}` : e.shortMessage;
-  }
-  return e instanceof Error ? e.message : String(e);
 }
