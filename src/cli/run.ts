@@ -73,7 +73,7 @@ export async function runAgent(config: ProxyConfig, flags: RunFlags, print: (tex
   const state = new ClusterState();
   const family = config.family;
   const conntrack = new ConntrackReconciler(family);
-  const datagramServices = new Set<ServiceKey>();
+  const udpServices = new Set<ServiceKey>();
 
   const hooks: SyncHooks = {
     queued: (kind) => {
@@ -133,14 +133,15 @@ export async function runAgent(config: ProxyConfig, flags: RunFlags, print: (tex
     programmed: (_service, seconds) => metrics.networkProgrammingDuration.observe({ ip_family: family }, seconds),
     flushedFromOutside: () => log.warn('canary chain missing: rules were flushed from outside; running a full sync'),
     afterApply: async (changed) => {
-      // Listing conntrack costs a table walk: only when a datagram Service changed (or went away).
+      // Listing conntrack costs a table walk: only when a UDP Service changed (or went away); the reconciler
+      // leaves TCP and SCTP alone, as upstream.
       let relevant = false;
       for (const key of changed) {
         const service = state.getService(key);
-        const datagram = service?.ports.some((p) => p.protocol !== 'TCP') ?? false;
-        if (datagram || datagramServices.has(key)) relevant = true;
-        if (datagram) datagramServices.add(key);
-        else datagramServices.delete(key);
+        const udp = service?.ports.some((p) => p.protocol === 'UDP') ?? false;
+        if (udp || udpServices.has(key)) relevant = true;
+        if (udp) udpServices.add(key);
+        else udpServices.delete(key);
       }
       if (!relevant) return;
       try {

@@ -1,6 +1,6 @@
 import type { ClusterState } from '../model/state.js';
 import type { ServiceKey } from '../model/types.js';
-import { Backoff } from '../sources/kube/backoff.js';
+import { Backoff } from '../backoff.js';
 import type { ApplyFailure, ProxyBackend, SyncOutcome } from './backend.js';
 
 export interface SyncLoopOptions {

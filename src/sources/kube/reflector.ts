@@ -1,6 +1,6 @@
 import { type JsonObject, isObject } from '../../model/fields.js';
 import { ApiError, type KubeApiClient, type WatchEnd, type WatchHandle, errorEventToApiError } from './api-client.js';
-import { Backoff } from './backoff.js';
+import { Backoff } from '../../backoff.js';
 
 /** One watched resource: where it lives and which objects of it we want. */
 export interface ResourceSpec {
