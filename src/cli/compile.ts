@@ -1,6 +1,7 @@
-import { ApplyError, conntrackTcpBeLiberal, readLiveRules, restore } from '../backends/iptables/apply.js';
+import { ApplyError, conntrackTcpBeLiberal, defaultIptablesTools, readLiveRules, restore } from '../backends/iptables/apply.js';
 import { IptablesCompiler } from '../backends/iptables/compiler.js';
 import { EMPTY_LIVE_RULES } from '../backends/iptables/live-state.js';
+import { detectIptablesMode, iptablesCommands, maxChainsPerTransaction } from '../backends/iptables/mode.js';
 import { batches } from '../backends/iptables/payload.js';
 import { defaultIptablesOptions } from '../backends/iptables/options.js';
 import { type ProxyConfig, UsageError } from '../config.js';
@@ -27,6 +28,9 @@ export async function runCompile(req: CompileRequest, io: Io): Promise<number> {
   if (req.files.length === 0) throw new UsageError('compile: at least one -f FILE is required (- for stdin)');
   const { loaded, errors } = await loadInput(req.files, req.config.nodeName, io);
 
+  // Applying follows the agent: the node's iptables mode (legacy or nft) and that mode's transaction size.
+  const mode = req.apply ? await detectIptablesMode() : undefined;
+  const tools = mode === undefined ? defaultIptablesTools(req.config.family) : iptablesCommands(mode.mode, req.config.family);
   const options = defaultIptablesOptions({
     family: req.config.family,
     node: { name: req.config.nodeName, zone: loaded.nodeZone },
@@ -34,6 +38,7 @@ export async function runCompile(req: CompileRequest, io: Io): Promise<number> {
     masqueradeAll: req.config.masqueradeAll,
     // Printing never reads the machine, so it shows kube-proxy's default; applying follows this kernel.
     dropInvalid: req.apply ? !(await conntrackTcpBeLiberal()) : true,
+    ...(mode === undefined ? {} : { maxChainsPerTransaction: maxChainsPerTransaction(mode.mode) }),
   });
   const compiler = new IptablesCompiler(options);
   compiler.update(loaded.state, loaded.state.takeChanges());
@@ -49,9 +54,9 @@ export async function runCompile(req: CompileRequest, io: Io): Promise<number> {
     return 2;
   }
   try {
-    const live = await readLiveRules(options.family);
+    const live = await readLiveRules(options.family, tools);
     const plan = compiler.planFull(live);
-    await restore(plan.payload.chunks, options.family);
+    await restore(plan.payload.chunks, options.family, tools);
     plan.commit();
     const s = plan.payload.stats;
     io.stderr(

@@ -1,4 +1,5 @@
-// npm run bench [-- --services N --endpoints M --rounds R]
+// npm run bench [-- --services N --endpoints M --rounds R]   (compile, then agent benchmarks)
+// npm run bench -- --kernel [kernel-bench flags]               (apply costs in a real kernel; see kernel.ts)
 // Prints compile-time numbers for an N x M cluster: the whole `switchboard compile` process on a JSON List
 // (wall time and peak RSS), and in-process full and one-endpoint incremental compiles. Numbers, not asserts.
 import { spawnSync } from 'node:child_process';
@@ -23,6 +24,10 @@ const endpoints = arg('endpoints', 10);
 const rounds = arg('rounds', 200);
 // This file runs bundled as dist-bench/bench.mjs, one level below the project root.
 const root = fileURLToPath(new URL('..', import.meta.url));
+if (process.argv.includes('--kernel')) {
+  const kernel = spawnSync(process.execPath, [`${root}test/bench/bin/kernel-bench.mjs`, ...process.argv.slice(2)], { stdio: 'inherit' });
+  process.exit(kernel.status ?? 1);
+}
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const p99 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.99)]!;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseIptablesSave } from '../../src/backends/iptables/live-state.js';
-import { MAX_CHAINS_PER_TRANSACTION } from '../../src/backends/iptables/payload.js';
+import { MAX_CHAINS_PER_TRANSACTION } from '../../src/backends/iptables/options.js';
 import { compilerFor, load } from '../support/compile.js';
 import { syntheticCluster } from '../support/objects.js';
 

@@ -1,6 +1,7 @@
 import { ExecaError, execa } from 'execa';
 import { UsageError } from '../../config.js';
 import type { IPFamily } from '../../model/ip.js';
+import { MAX_CHAINS_PER_TRANSACTION } from './options.js';
 
 /**
  * iptables legacy vs nft. Both talk to the kernel, but to different tables: rules written with one are
@@ -58,6 +59,15 @@ export interface IptablesCommands {
   readonly save: string;
   readonly restore: string;
   readonly iptables: string;
+}
+
+/**
+ * How many chains one full-sync transaction may declare in this mode. iptables-nft-restore is quadratic in
+ * that number (see MAX_CHAINS_PER_TRANSACTION); legacy iptables-restore rewrites the whole table blob per
+ * COMMIT, so there one transaction is cheapest (10,000 Services x 10 endpoints: 5.4 s in one, 40 s in 55).
+ */
+export function maxChainsPerTransaction(mode: IptablesMode): number {
+  return mode === 'legacy' ? Infinity : MAX_CHAINS_PER_TRANSACTION;
 }
 
 /** Explicit binaries (`iptables-nft-restore`, ...), so the image's update-alternatives setting never matters. */

@@ -103,7 +103,8 @@ export function planFull(fragments: readonly ServiceFragment[], opts: IptablesOp
     out.push(`${NODEPORTS_TAIL_RULE}\n`);
   };
 
-  const single = wanted.size + stale.length <= MAX_CHAINS_PER_TRANSACTION;
+  const limit = opts.maxChainsPerTransaction;
+  const single = wanted.size + stale.length <= limit;
   // Generated on each iteration rather than stored: the pieces of a 10,000-Service sync (endpoint chains
   // rendered from their facts) live only while the restore reads them.
   function* generate(): Generator<string> {
@@ -122,7 +123,7 @@ export function planFull(fragments: readonly ServiceFragment[], opts: IptablesOp
       yield* natJumps;
       yield 'COMMIT\n';
     } else {
-      yield* batchedNat(fragments, stale, liveNat, natShared, natJumps);
+      yield* batchedNat(fragments, stale, liveNat, natShared, natJumps, limit);
     }
     yield `*mangle\n${chainLine(FIXED_CHAINS.mangle[0]!)}COMMIT\n`;
   }
@@ -138,13 +139,6 @@ export function planFull(fragments: readonly ServiceFragment[], opts: IptablesOp
 }
 
 /**
- * iptables-nft-restore spends time quadratic in the number of chains one transaction declares: 110,000
- * chains (10,000 Services x 10 endpoints) take over 10 minutes in one COMMIT and 2.3 s in COMMITs of 1,000.
- * Above this many chains, a full sync is several transactions instead of one.
- */
-export const MAX_CHAINS_PER_TRANSACTION = 2000;
-
-/**
  * The nat part of a large full sync, as a sequence of transactions that keeps every Service consistent at
  * every step: (1) fixed chains the kernel lacks, created empty; (2) groups of whole Services, each group
  * declaring (creating or flushing) and filling its chains in one COMMIT, so a Service's SVC chain never
@@ -158,6 +152,7 @@ function* batchedNat(
   liveNat: ReadonlySet<string>,
   natShared: (out: string[]) => void,
   natJumps: readonly string[],
+  limit: number,
 ): Generator<string> {
   const missingFixed = FIXED_CHAINS.nat.filter((c) => !liveNat.has(c));
   if (missingFixed.length > 0) yield* ['*nat\n', ...missingFixed.map(chainLine), 'COMMIT\n'];
@@ -175,11 +170,11 @@ function* batchedNat(
   for (const f of fragments) {
     group.push(f);
     chains += f.natChains.size;
-    if (chains >= MAX_CHAINS_PER_TRANSACTION) yield* flush();
+    if (chains >= limit) yield* flush();
   }
   yield* flush();
-  for (let i = 0; i < stale.length; i += MAX_CHAINS_PER_TRANSACTION) {
-    yield* ['*nat\n', ...stale.slice(i, i + MAX_CHAINS_PER_TRANSACTION).map(chainLine), 'COMMIT\n'];
+  for (let i = 0; i < stale.length; i += limit) {
+    yield* ['*nat\n', ...stale.slice(i, i + limit).map(chainLine), 'COMMIT\n'];
   }
   yield '*nat\n';
   yield* FIXED_CHAINS.nat.map(chainLine);
@@ -187,8 +182,8 @@ function* batchedNat(
   natShared(shared);
   yield* shared;
   yield* [...natJumps, 'COMMIT\n'];
-  for (let i = 0; i < stale.length; i += MAX_CHAINS_PER_TRANSACTION) {
-    yield* ['*nat\n', ...stale.slice(i, i + MAX_CHAINS_PER_TRANSACTION).map((c) => `-X ${c}\n`), 'COMMIT\n'];
+  for (let i = 0; i < stale.length; i += limit) {
+    yield* ['*nat\n', ...stale.slice(i, i + limit).map((c) => `-X ${c}\n`), 'COMMIT\n'];
   }
 }
 
