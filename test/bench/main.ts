@@ -1,5 +1,6 @@
 // npm run bench [-- --services N --endpoints M --rounds R]   (compile, then agent benchmarks)
 // npm run bench -- --kernel [kernel-bench flags]               (apply costs in a real kernel; see kernel.ts)
+// npm run bench -- --soak [soak flags]                         (churn soak with the real agent; see soak.ts)
 // Prints compile-time numbers for an N x M cluster: the whole `switchboard compile` process on a JSON List
 // (wall time and peak RSS), and in-process full and one-endpoint incremental compiles. Numbers, not asserts.
 import { spawnSync } from 'node:child_process';
@@ -24,9 +25,10 @@ const endpoints = arg('endpoints', 10);
 const rounds = arg('rounds', 200);
 // This file runs bundled as dist-bench/bench.mjs, one level below the project root.
 const root = fileURLToPath(new URL('..', import.meta.url));
-if (process.argv.includes('--kernel')) {
-  const kernel = spawnSync(process.execPath, [`${root}test/bench/bin/kernel-bench.mjs`, ...process.argv.slice(2)], { stdio: 'inherit' });
-  process.exit(kernel.status ?? 1);
+for (const [flag, script] of [['--kernel', 'kernel-bench.mjs'], ['--soak', 'soak-bench.mjs']] as const) {
+  if (!process.argv.includes(flag)) continue;
+  const r = spawnSync(process.execPath, [`${root}test/bench/bin/${script}`, ...process.argv.slice(2)], { stdio: 'inherit' });
+  process.exit(r.status ?? 1);
 }
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

@@ -2,7 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { parseIptablesSave } from '../../src/backends/iptables/live-state.js';
 import { MAX_CHAINS_PER_TRANSACTION } from '../../src/backends/iptables/options.js';
 import { compilerFor, load } from '../support/compile.js';
-import { syntheticCluster } from '../support/objects.js';
+import { endpointSlice, service, syntheticCluster } from '../support/objects.js';
+import { normalizeEndpointSlice } from '../../src/model/endpoint-slice.js';
+import { normalizeService } from '../../src/model/service.js';
+import type { JsonObject } from '../../src/model/fields.js';
+import { serviceKey } from '../../src/model/types.js';
 
 /** The payload's transactions: table and body of each `*table … COMMIT`. */
 function transactions(text: string): { table: string; lines: string[] }[] {
@@ -50,9 +54,11 @@ describe('full sync of a large cluster', () => {
     }
     const last = nat.at(-1)!;
     expect(last.lines.filter((l) => l.startsWith('-A KUBE-SERVICES ')).length).toBe(services + 1);
-    // The kernel ends with exactly what a single transaction would have written.
-    const single = finalRules(compilerFor(load(syntheticCluster(services, 10))).planFull().payload.text);
-    expect(finalRules(text).size).toBe(single.size);
+    // The kernel ends with exactly what a single transaction (kube-proxy's shape, legacy mode's) would have written.
+    const singleText = compilerFor(load(syntheticCluster(services, 10)), { maxChainsPerTransaction: Infinity }).planFull().payload.text;
+    expect(transactions(singleText).map((t) => t.table)).toEqual(['filter', 'nat', 'mangle']);
+    const single = finalRules(singleText);
+    expect(finalRules(text)).toEqual(single);
     expect([...finalRules(text).values()].reduce((n, r) => n + r.length, 0)).toBe(compiler.planFull().payload.stats.natRulesTotal);
   });
 
@@ -65,5 +71,56 @@ describe('full sync of a large cluster', () => {
     const deletesAt = nat.findIndex((t) => t.lines.some((l) => l.startsWith('-X ')));
     expect(deletesAt).toBeGreaterThan(servicesAt);
     expect(nat.slice(deletesAt).flatMap((t) => t.lines).filter((l) => l.startsWith('-X ')).length).toBe(200 * 11);
+  });
+});
+
+describe('partial sync of a large change', () => {
+  const extra = (n: number) => syntheticCluster(n, 10).map((o) => {
+    const copy = structuredClone(o) as { metadata: { namespace: string }; spec?: { clusterIP?: string } };
+    copy.metadata.namespace = `extra-${copy.metadata.namespace}`;
+    if (copy.spec?.clusterIP) copy.spec.clusterIP = copy.spec.clusterIP.replace(/^10\.96\./, '10.95.');
+    return copy as unknown as Record<string, unknown>;
+  });
+
+  it('adds 300 Services in transactions of whole Services, KUBE-SERVICES edits after them, and deletes them after the edits', () => {
+    const loaded = load(syntheticCluster(10, 10));
+    const compiler = compilerFor(loaded, { maxChainsPerTransaction: 500 });
+    compiler.planFull().commit();
+    const added = extra(300);
+    for (const o of added) {
+      if (o['kind'] === 'Service') {
+        const r = normalizeService(o as JsonObject);
+        if (r.status !== 'ok') throw new Error('bad service');
+        loaded.state.setService(r.value);
+      } else {
+        const r = normalizeEndpointSlice(o as JsonObject);
+        if (r.status !== 'ok') throw new Error('bad slice');
+        loaded.state.setSlice(r.value);
+      }
+    }
+    compiler.update(loaded.state, loaded.state.takeChanges());
+    const plan = compiler.planPartial()!;
+    const nat = transactions(plan.payload.text).filter((t) => t.table === 'nat');
+    expect(nat.length).toBe(Math.ceil((300 * 11) / 506) + 1);
+    for (const t of nat) expect(t.lines.filter((l) => l.startsWith(':')).length).toBeLessThanOrEqual(500 + 10);
+    const edits = nat.at(-1)!.lines;
+    expect(edits.filter((l) => l.startsWith('-I KUBE-SERVICES 1 ')).length).toBe(300);
+    expect(nat.slice(0, -1).flatMap((t) => t.lines).some((l) => l.includes('KUBE-SERVICES'))).toBe(false);
+    plan.commit();
+
+    for (const o of added) {
+      const meta = o['metadata'] as { namespace: string; name: string };
+      if (o['kind'] === 'Service') loaded.state.deleteService(serviceKey(meta.namespace, meta.name));
+      else loaded.state.deleteSlice(meta.namespace, meta.name);
+    }
+    compiler.update(loaded.state, loaded.state.takeChanges());
+    const removal = transactions(compiler.planPartial()!.payload.text).filter((t) => t.table === 'nat');
+    // (The 10 remaining Services are rewritten too: the cluster fell below the large-cluster threshold.)
+    const editsAt = removal.findIndex((t) => t.lines.some((l) => l.startsWith('-D KUBE-SERVICES ')));
+    expect(removal[editsAt]!.lines.filter((l) => l.startsWith('-D KUBE-SERVICES ')).length).toBe(300);
+    expect(removal.slice(0, editsAt + 1).flatMap((t) => t.lines).some((l) => l.startsWith('-X '))).toBe(false);
+    const deleted = removal.slice(editsAt + 1).flatMap((t) => t.lines).filter((l) => l.startsWith('-X '));
+    expect(deleted.length).toBe(300 * 11);
+    for (const t of removal.slice(editsAt + 1)) expect(t.lines.filter((l) => l.startsWith('-X ')).length).toBeLessThanOrEqual(500);
   });
 });

@@ -115,7 +115,7 @@ export class IptablesCompiler {
       natRulesTotal: this.natRulesTotal + this.fixedNatRules,
       filterRulesTotal: this.filterRulesTotal + this.fixedFilterRules,
     };
-    const payload = planPartial(this.applied, this.wanted, covered, totals);
+    const payload = planPartial(this.applied, this.wanted, covered, totals, this.options.maxChainsPerTransaction);
     this.pending = new Set();
     const commit = (): void => {
       for (const [key, fragment] of snapshot) {

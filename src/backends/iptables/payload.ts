@@ -201,47 +201,82 @@ function missingJumps(table: Table, live: LiveRules): string[] {
  * inserted at the top (`-I … 1`, so the NodePorts rule stays last) one by one. Order in those chains does
  * not matter because no two Services share a ClusterIP, port and protocol. If the kernel does not hold what
  * we believe, `-D` fails, the restore is rejected atomically, and the caller falls back to a full sync.
+ * A change declaring more than `limit` chains (a thousand Services created at once) is split like a full
+ * sync: whole Services' chains first, then the KUBE-SERVICES edits, then the deletions.
  */
 export function planPartial(
   applied: ReadonlyMap<string, ServiceFragment>,
   wanted: ReadonlyMap<string, ServiceFragment>,
   changed: Iterable<string>,
   totals: { natRulesTotal: number; filterRulesTotal: number },
+  limit = Infinity,
 ): RestorePayload | undefined {
-  const natDecl: string[] = [];
+  /** Per Service: chains to (re)write, as declarations and bodies, and chains to remove. */
+  const writes: { decl: string[]; bodies: string[] }[] = [];
+  const removals: string[] = [];
   const natEdits: string[] = [];
-  const natBodies: string[] = [];
-  const natDeletes: string[] = [];
   const filterEdits: string[] = [];
+  let declared = 0;
   let natRules = 0;
   let filterRules = 0;
   for (const key of changed) {
     const before = applied.get(key);
     const after = wanted.get(key);
     if (before === after) continue;
+    const w = { decl: [] as string[], bodies: [] as string[] };
     for (const [name, body] of after?.natChains ?? []) {
       if (before?.natChains.get(name) === body) continue;
-      natDecl.push(chainLine(name));
-      natBodies.push(body);
+      w.decl.push(chainLine(name));
+      w.bodies.push(body);
       natRules += countLines(body);
     }
-    for (const name of before?.natChains.keys() ?? []) {
-      if (after?.natChains.has(name)) continue;
-      natDecl.push(chainLine(name));
-      natDeletes.push(`-X ${name}\n`);
-    }
+    if (w.decl.length > 0) writes.push(w);
+    declared += w.decl.length;
+    for (const name of before?.natChains.keys() ?? []) if (!after?.natChains.has(name)) removals.push(name);
     natRules += diffSharedChain(before?.natServiceRules, after?.natServiceRules, natEdits);
     filterRules += diffSharedChain(before?.filterServiceRules, after?.filterServiceRules, filterEdits);
   }
-  if (natDecl.length + natEdits.length + filterEdits.length === 0) return undefined;
+  declared += removals.length;
+  if (declared + natEdits.length + filterEdits.length === 0) return undefined;
   const parts: string[] = [];
   if (filterEdits.length > 0) parts.push('*filter\n', ...filterEdits, 'COMMIT\n');
-  if (natDecl.length + natEdits.length > 0) parts.push('*nat\n', ...natDecl, ...natEdits, ...natBodies, ...natDeletes, 'COMMIT\n');
+  if (declared <= limit) {
+    if (declared + natEdits.length > 0) {
+      parts.push('*nat\n');
+      for (const w of writes) parts.push(...w.decl);
+      parts.push(...removals.map(chainLine), ...natEdits);
+      for (const w of writes) parts.push(...w.bodies);
+      parts.push(...removals.map((c) => `-X ${c}\n`), 'COMMIT\n');
+    }
+  } else {
+    let group: typeof writes = [];
+    let chains = 0;
+    const flush = (): void => {
+      if (group.length === 0) return;
+      parts.push('*nat\n');
+      for (const w of group) parts.push(...w.decl);
+      for (const w of group) parts.push(...w.bodies);
+      parts.push('COMMIT\n');
+      group = [];
+      chains = 0;
+    };
+    for (const w of writes) {
+      group.push(w);
+      chains += w.decl.length;
+      if (chains >= limit) flush();
+    }
+    flush();
+    if (natEdits.length > 0) parts.push('*nat\n', ...natEdits, 'COMMIT\n');
+    for (let i = 0; i < removals.length; i += limit) {
+      const some = removals.slice(i, i + limit);
+      parts.push('*nat\n', ...some.map(chainLine), ...some.map((c) => `-X ${c}\n`), 'COMMIT\n');
+    }
+  }
   return payloadOf('partial', parts, {
     natRulesWritten: natRules,
     filterRulesWritten: filterRules,
-    chainsWritten: natDecl.length - natDeletes.length,
-    chainsDeleted: natDeletes.length,
+    chainsWritten: declared - removals.length,
+    chainsDeleted: removals.length,
     ...totals,
   });
 }
