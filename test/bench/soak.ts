@@ -24,6 +24,8 @@ export interface SoakRound {
   /** Objects deleted -> none of those chains is left. */
   readonly deleteMs: number;
   readonly memory: Memory;
+  /** The agent's V8 heap in use (its nodejs_heap_size_used_bytes metric), MB: growth here, unlike RSS, is a leak. */
+  readonly heapUsedMB: number;
   /** nat + filter rules and chains in the node namespace after the deletes. */
   readonly rules: number;
   readonly chains: number;
@@ -64,17 +66,30 @@ function churn(round: number, opts: SoakOptions): K8sObject[] {
   return out;
 }
 
+/** Rules and chains of every table; churnChains counts churn Services that reach endpoints (nat KUBE-SERVICES). */
 async function natCounts(lab: Lab): Promise<{ rules: number; chains: number; churnChains: number }> {
   const text = await lab.iptablesSave();
   let rules = 0;
   let chains = 0;
   let churnChains = 0;
+  let table = '';
   for (const line of text.split('\n')) {
-    if (line.startsWith('-A ')) rules++;
+    if (line.startsWith('*')) table = line.slice(1);
+    else if (line.startsWith('-A ')) rules++;
     else if (line.startsWith(':')) chains++;
-    if (line.startsWith('-A KUBE-SERVICES ') && line.includes('"soak')) churnChains++;
+    // A Service seen before its EndpointSlice gets a filter REJECT rule first; only the nat jump means "programmed".
+    if (table === 'nat' && line.startsWith('-A KUBE-SERVICES ') && line.includes('"soak')) churnChains++;
   }
   return { rules, chains, churnChains };
+}
+
+/** The agent's heap in use, from its metrics endpoint (default 127.0.0.1:10249 in the node namespace). */
+async function heapUsedMB(lab: Lab): Promise<number> {
+  const script = "const r = await fetch('http://127.0.0.1:10249/metrics'); process.stdout.write(await r.text());";
+  const r = await lab.exec('node', process.execPath, ['--input-type=module', '-e', script]);
+  const m = /^nodejs_heap_size_used_bytes (\S+)$/m.exec(r.stdout);
+  if (m === null) throw new Error('the agent metrics have no nodejs_heap_size_used_bytes');
+  return Math.round(Number(m[1]) / 1024 / 102.4) / 10;
 }
 
 /** Connects to the stable Service from pod C, again and again, until stopped; counts answers from pod A. */
@@ -122,21 +137,21 @@ export async function runSoak(opts: SoakOptions, onRound: (r: SoakRound) => void
     probes = new ProbeLoop(lab);
     for (let round = 1; round <= opts.rounds && Date.now() < deadline; round++) {
       const objects = churn(round, opts);
-      let t = Date.now();
+      let t = performance.now();
       api.server.applyMany(objects);
       await eventually(async () => (await natCounts(lab)).churnChains === opts.services || 'not all yet', 300_000, `round ${round}: all churn Services programmed`);
-      const addMs = Date.now() - t;
-      t = Date.now();
+      const addMs = Math.round(performance.now() - t);
+      t = performance.now();
       for (const o of objects) {
         const meta = o['metadata'] as { namespace: string; name: string };
         api.server.remove(String(o['kind']), meta.namespace, meta.name);
       }
       await eventually(async () => (await natCounts(lab)).churnChains === 0 || 'some left', 300_000, `round ${round}: all churn Services removed`);
-      const deleteMs = Date.now() - t;
+      const deleteMs = Math.round(performance.now() - t);
       const after = await natCounts(lab);
       const pid = agent.pid;
       if (pid === undefined) throw new Error('the agent is not running');
-      const r: SoakRound = { round, addMs, deleteMs, memory: readMemory(pid), rules: after.rules, chains: after.chains, probesOk: probes.ok, probesFailed: probes.failed.length };
+      const r: SoakRound = { round, addMs, deleteMs, memory: readMemory(pid), heapUsedMB: await heapUsedMB(lab), rules: after.rules, chains: after.chains, probesOk: probes.ok, probesFailed: probes.failed.length };
       rounds.push(r);
       onRound(r);
     }
@@ -154,16 +169,18 @@ export async function runSoak(opts: SoakOptions, onRound: (r: SoakRound) => void
 export async function main(argv: readonly string[]): Promise<number> {
   const opts = parseSoakArgs(argv);
   console.log(`Churn soak: ${opts.rounds} rounds of +${opts.services} / -${opts.services} Services x ${opts.endpoints} endpoints, probing a stable Service throughout`);
-  console.log('| round | add -> programmed | delete -> gone | agent VmRSS / VmHWM | node rules / chains after | probes ok / failed |');
-  console.log('| --- | --- | --- | --- | --- | --- |');
+  console.log('| round | add -> programmed | delete -> gone | agent VmRSS / VmHWM | agent heap used | node rules / chains after | probes ok / failed |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- |');
   const result = await runSoak(opts, (r) =>
-    console.log(`| ${r.round} | ${r.addMs} ms | ${r.deleteMs} ms | ${r.memory.rssMB} / ${r.memory.hwmMB} MB | ${r.rules} / ${r.chains} | ${r.probesOk} / ${r.probesFailed} |`),
+    console.log(`| ${r.round} | ${r.addMs} ms | ${r.deleteMs} ms | ${r.memory.rssMB} / ${r.memory.hwmMB} MB | ${r.heapUsedMB} MB | ${r.rules} / ${r.chains} | ${r.probesOk} / ${r.probesFailed} |`),
   );
   const first = result.rounds[0];
   const last = result.rounds.at(-1);
   const ruleDrift = result.rounds.some((r) => r.rules !== result.before.rules || r.chains !== result.before.chains);
   console.log(`before churn: ${result.before.rules} rules / ${result.before.chains} chains; after every round: ${ruleDrift ? 'DIFFERENT (see table)' : 'the same'}`);
-  if (first && last) console.log(`agent VmRSS round 1 -> round ${last.round}: ${first.memory.rssMB} -> ${last.memory.rssMB} MB`);
+  if (first && last) {
+    console.log(`agent VmRSS round 1 -> round ${last.round}: ${first.memory.rssMB} -> ${last.memory.rssMB} MB; heap used ${first.heapUsedMB} -> ${last.heapUsedMB} MB`);
+  }
   console.log(`failed probes on the stable Service: ${result.failedProbes.length}${result.failedProbes.length ? ` (${[...new Set(result.failedProbes)].slice(0, 5).join('; ')})` : ''}`);
   console.log(JSON.stringify({ soak: { ...opts, before: result.before, rounds: result.rounds, failedProbes: result.failedProbes.length } }));
   return result.failedProbes.length > 0 || ruleDrift ? 1 : 0;
