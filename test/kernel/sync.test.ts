@@ -293,7 +293,8 @@ describe('syncing a real kernel', () => {
     // B deletes svc-two, so its SEP chain must go, but a foreign rule still jumps to it.
     const r = await compileApply(lab, await files.write(STATE_B));
     expect(r.exitCode, r.stderr).toBe(1);
-    expect(r.stderr).toContain('iptables-restore');
+    // The mode's own binary (iptables-nft-restore here), as the agent runs it.
+    expect(r.stderr).toMatch(/iptables-(nft|legacy)-restore/);
     expect(r.stderr).toContain('offending input:');
     // The quoted input points at the deletion of the chain the foreign rule pins.
     expect(r.stderr.slice(r.stderr.indexOf('offending input:'))).toMatch(new RegExp(`^\\d+: -X ${sep}$`, 'm'));
