@@ -12,6 +12,7 @@ import { Agent, ApiFixture } from '../kernel/agent-harness.js';
 import { CLUSTER_CIDR, NODE_NAME, TempFiles } from '../kernel/helpers.js';
 import { type Lab, createLab, emptyTablesRules, requireKernelTestPrereqs } from '../kernel/lab/index.js';
 import { endpointSlice, service, syntheticCluster, type K8sObject } from '../support/objects.js';
+import { flagValue } from './args.js';
 
 export type Runtime = 'cli' | 'bundle';
 export type ModeChoice = 'auto' | 'nft' | 'legacy';
@@ -93,13 +94,6 @@ export type RunOutcome = RunResult | RunFailure;
 
 // --- arguments -------------------------------------------------------------------------------------------
 
-function flagValue(argv: readonly string[], name: string): string | undefined {
-  const i = argv.indexOf(`--${name}`);
-  if (i < 0) return undefined;
-  const v = argv[i + 1];
-  if (v === undefined) throw new Error(`--${name} needs a value`);
-  return v;
-}
 
 function positiveInt(text: string, flag: string): number {
   const n = Number(text.replace(/_/g, ''));

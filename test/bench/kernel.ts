@@ -18,6 +18,7 @@ import { type JsonObject } from '../../src/model/fields.js';
 import { loadObjects } from '../../src/sources/objects.js';
 import { addNamespace, deleteNamespace, sweepStaleLabs } from '../kernel/lab/netns.js';
 import { endpointSlice, service, syntheticCluster, type K8sObject } from '../support/objects.js';
+import { flagValue } from './args.js';
 
 export type Flavour = 'switchboard' | 'kube-proxy';
 export type Step = 'cold' | 'restart' | 'endpoint' | 'add' | 'delete';
@@ -252,10 +253,6 @@ export interface KernelBenchOptions {
   readonly minCapMs: number;
 }
 
-function flagValue(argv: readonly string[], name: string): string | undefined {
-  const i = argv.indexOf(`--${name}`);
-  return i < 0 ? undefined : argv[i + 1];
-}
 
 export function parseKernelBenchArgs(argv: readonly string[]): KernelBenchOptions {
   const list = (name: string, fallback: string) => (flagValue(argv, name) ?? fallback).split(',').map((s) => s.trim());

@@ -9,6 +9,7 @@ import { CLI, CLUSTER_CIDR, NODE_NAME, TempFiles } from '../kernel/helpers.js';
 import { createLab, requireKernelTestPrereqs, type Lab } from '../kernel/lab/index.js';
 import { endpointSlice, service, type K8sObject } from '../support/objects.js';
 import { readMemory, type Memory } from './agent.js';
+import { flagValue } from './args.js';
 
 export interface SoakOptions {
   readonly services: number;
@@ -37,10 +38,6 @@ const A = { name: 'a', ip: '10.244.1.2', tcpPorts: [8080] };
 const C = { name: 'c', ip: '10.244.2.2' };
 const STABLE_IP = '10.97.0.1';
 
-function flagValue(argv: readonly string[], name: string): string | undefined {
-  const i = argv.indexOf(`--${name}`);
-  return i < 0 ? undefined : argv[i + 1];
-}
 
 export function parseSoakArgs(argv: readonly string[]): SoakOptions {
   const num = (name: string, fallback: number): number => {
