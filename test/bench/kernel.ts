@@ -8,8 +8,8 @@ import { execa } from 'execa';
 import { IptablesBackend } from '../../src/backends/iptables/backend.js';
 import { IptablesCompiler } from '../../src/backends/iptables/compiler.js';
 import { EMPTY_LIVE_RULES } from '../../src/backends/iptables/live-state.js';
-import { type IptablesMode, iptablesCommands } from '../../src/backends/iptables/mode.js';
-import { MAX_CHAINS_PER_TRANSACTION, defaultIptablesOptions, type IptablesOptions } from '../../src/backends/iptables/options.js';
+import { type IptablesMode, iptablesCommands, maxChainsPerTransaction } from '../../src/backends/iptables/mode.js';
+import { defaultIptablesOptions, type IptablesOptions } from '../../src/backends/iptables/options.js';
 import { FIXED_CHAINS, type Table } from '../../src/backends/iptables/skeleton.js';
 import { normalizeEndpointSlice } from '../../src/model/endpoint-slice.js';
 import { normalizeService } from '../../src/model/service.js';
@@ -125,17 +125,20 @@ function options(cfg: WorkerConfig): IptablesOptions {
   return defaultIptablesOptions({
     node: { name: NODE, zone: undefined },
     clusterCidr: CLUSTER_CIDR,
-    // As the agent chooses: batches for nft, one transaction for legacy; kube-proxy always writes one.
-    maxChainsPerTransaction: cfg.flavour === 'switchboard' && cfg.mode === 'nft' ? MAX_CHAINS_PER_TRANSACTION : Infinity,
+    // The agent's own choice for the mode; kube-proxy always writes one transaction.
+    maxChainsPerTransaction: cfg.flavour === 'switchboard' ? maxChainsPerTransaction(cfg.mode) : Infinity,
   });
+}
+
+/** The synthetic cluster of this run, loaded as the agent holds it. */
+function syntheticState(cfg: WorkerConfig): ClusterState {
+  const objects = syntheticCluster(cfg.services, cfg.endpoints);
+  return loadObjects(objects.map((object, i) => ({ source: 'bench', location: `${i}`, object: object as JsonObject })), NODE).state;
 }
 
 async function switchboardWorker(cfg: WorkerConfig): Promise<void> {
   const tools = iptablesCommands(cfg.mode, 'IPv4');
-  const { state } = loadObjects(
-    syntheticCluster(cfg.services, cfg.endpoints).map((object, i) => ({ source: 'bench', location: `${i}`, object: object as JsonObject })),
-    NODE,
-  );
+  const state = syntheticState(cfg);
   const all = [...state.takeChanges()];
   for (const step of ['cold', 'restart'] as const) {
     // A new backend each time, as a (re)started agent: it reads what the kernel holds and syncs over it.
@@ -192,10 +195,7 @@ export function kubeProxyPartial(before: Chains, after: Chains): string {
 
 async function kubeProxyWorker(cfg: WorkerConfig): Promise<void> {
   const { restore } = iptablesCommands(cfg.mode, 'IPv4');
-  const { state } = loadObjects(
-    syntheticCluster(cfg.services, cfg.endpoints).map((object, i) => ({ source: 'bench', location: `${i}`, object: object as JsonObject })),
-    NODE,
-  );
+  const state = syntheticState(cfg);
   const compiler = new IptablesCompiler(options(cfg));
   compiler.update(state, state.takeChanges());
   const fullText = (): string => {
