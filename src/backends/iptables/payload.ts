@@ -1,6 +1,7 @@
 import { type ServiceFragment, countLines } from './fragment.js';
 import type { LiveRules } from './live-state.js';
 import { isPerServiceChain } from './names.js';
+import { chainSaveForm } from './save-form.js';
 import type { IptablesOptions } from './options.js';
 import { BUILTIN_JUMPS, FIXED_CHAINS, KUBE_SERVICES, NODEPORTS_TAIL_RULE, type Table, fixedRules } from './skeleton.js';
 
@@ -82,6 +83,10 @@ export function planFull(fragments: readonly ServiceFragment[], opts: IptablesOp
   for (const f of fragments) for (const name of f.natChains.keys()) wanted.add(name);
   const liveNat = live.chains.get('nat') ?? new Set<string>();
   const stale = [...liveNat].filter((c) => isPerServiceChain(c) && !wanted.has(c)).sort();
+  const held = heldVerbatim(fragments, opts, live);
+  /** The chains this sync writes: all wanted ones except those the kernel already holds verbatim. */
+  const written = (f: ServiceFragment): Iterable<[string, string]> =>
+    held.size === 0 ? f.natChains : [...f.natChains].filter(([name]) => !held.has(name));
 
   const filterFixed = fixedRules('filter', opts);
   for (const rule of filterFixed) filter.push(`${rule}\n`);
@@ -104,7 +109,7 @@ export function planFull(fragments: readonly ServiceFragment[], opts: IptablesOp
   };
 
   const limit = opts.maxChainsPerTransaction;
-  const single = wanted.size + stale.length <= limit;
+  const single = wanted.size - held.size + stale.length <= limit;
   // Generated on each iteration rather than stored: the pieces of a 10,000-Service sync (endpoint chains
   // rendered from their facts) live only while the restore reads them.
   function* generate(): Generator<string> {
@@ -113,17 +118,17 @@ export function planFull(fragments: readonly ServiceFragment[], opts: IptablesOp
       // One atomic transaction, as kube-proxy writes it.
       yield '*nat\n';
       for (const name of FIXED_CHAINS.nat) yield chainLine(name);
-      for (const f of fragments) for (const name of f.natChains.keys()) yield chainLine(name);
+      for (const f of fragments) for (const [name] of written(f)) yield chainLine(name);
       for (const name of stale) yield chainLine(name);
       const shared: string[] = [];
       natShared(shared);
       yield* shared;
-      for (const f of fragments) yield* f.natChains.values();
+      for (const f of fragments) for (const [, body] of written(f)) yield body;
       for (const name of stale) yield `-X ${name}\n`;
       yield* natJumps;
       yield 'COMMIT\n';
     } else {
-      yield* batchedNat(fragments, stale, liveNat, natShared, natJumps, limit);
+      yield* batchedNat(fragments, written, stale, liveNat, natShared, natJumps, limit);
     }
     yield `*mangle\n${chainLine(FIXED_CHAINS.mangle[0]!)}COMMIT\n`;
   }
@@ -131,7 +136,7 @@ export function planFull(fragments: readonly ServiceFragment[], opts: IptablesOp
   return payloadOf('full', { [Symbol.iterator]: generate }, {
     natRulesWritten: natRules + natJumps.length,
     filterRulesWritten: filterTotal + filterJumps.length,
-    chainsWritten: wanted.size + FIXED_CHAINS.filter.length + FIXED_CHAINS.nat.length + FIXED_CHAINS.mangle.length,
+    chainsWritten: wanted.size - held.size + FIXED_CHAINS.filter.length + FIXED_CHAINS.nat.length + FIXED_CHAINS.mangle.length,
     chainsDeleted: stale.length,
     natRulesTotal: natRules,
     filterRulesTotal: filterTotal,
@@ -148,6 +153,7 @@ export function planFull(fragments: readonly ServiceFragment[], opts: IptablesOp
  */
 function* batchedNat(
   fragments: readonly ServiceFragment[],
+  written: (f: ServiceFragment) => Iterable<[string, string]>,
   stale: readonly string[],
   liveNat: ReadonlySet<string>,
   natShared: (out: string[]) => void,
@@ -156,20 +162,22 @@ function* batchedNat(
 ): Generator<string> {
   const missingFixed = FIXED_CHAINS.nat.filter((c) => !liveNat.has(c));
   if (missingFixed.length > 0) yield* ['*nat\n', ...missingFixed.map(chainLine), 'COMMIT\n'];
-  let group: ServiceFragment[] = [];
+  let group: [string, string][][] = [];
   let chains = 0;
   function* flush(): Generator<string> {
     if (group.length === 0) return;
     yield '*nat\n';
-    for (const f of group) for (const name of f.natChains.keys()) yield chainLine(name);
-    for (const f of group) yield* f.natChains.values();
+    for (const chainsOf of group) for (const [name] of chainsOf) yield chainLine(name);
+    for (const chainsOf of group) for (const [, body] of chainsOf) yield body;
     yield 'COMMIT\n';
     group = [];
     chains = 0;
   }
   for (const f of fragments) {
-    group.push(f);
-    chains += f.natChains.size;
+    const chainsOf = [...written(f)];
+    if (chainsOf.length === 0) continue;
+    group.push(chainsOf);
+    chains += chainsOf.length;
     if (chains >= limit) yield* flush();
   }
   yield* flush();
@@ -185,6 +193,23 @@ function* batchedNat(
   for (let i = 0; i < stale.length; i += limit) {
     yield* ['*nat\n', ...stale.slice(i, i + limit).map((c) => `-X ${c}\n`), 'COMMIT\n'];
   }
+}
+
+/**
+ * The wanted per-service chains whose rules the kernel already holds exactly (compared in iptables-save's
+ * form), which a full sync need not rewrite. A restart onto 10,000 Services thus writes only KUBE-SERVICES
+ * and the fixed chains, where rewriting all 110,000 chains took 30 s in nf_tables.
+ */
+function heldVerbatim(fragments: readonly ServiceFragment[], opts: IptablesOptions, live: LiveRules): Set<string> {
+  const held = new Set<string>();
+  if (live.serviceChains.size === 0) return held;
+  for (const f of fragments) {
+    for (const [name, body] of f.natChains) {
+      const saved = live.serviceChains.get(name);
+      if (saved !== undefined && saved === chainSaveForm(body, opts.family)) held.add(name);
+    }
+  }
+  return held;
 }
 
 /** `-I CHAIN 1 …` lines for the built-in jumps `live` lacks, in kube-proxy's prepend order. */

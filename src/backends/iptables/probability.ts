@@ -24,3 +24,22 @@ function formatTenDecimals(x: number): string {
   const digits = quotient.toString().padStart(11, '0');
   return `${digits.slice(0, -10)}.${digits.slice(-10)}`;
 }
+
+const TWO_POW_31 = 2n ** 31n;
+const TEN_POW_11 = 10n ** 11n;
+
+/**
+ * A `--probability` argument as iptables-save prints it back: the kernel keeps lround(p * 2^31), and the
+ * statistic match prints that over 2^31 with `%.11f` (ties to even, computed exactly here).
+ */
+export function savedProbability(text: string): string | undefined {
+  const p = Number(text);
+  if (!Number.isFinite(p) || p < 0 || p > 1) return undefined;
+  const stored = BigInt(Math.round(p * 2 ** 31));
+  const numerator = stored * TEN_POW_11;
+  let quotient = numerator / TWO_POW_31;
+  const twiceRemainder = (numerator % TWO_POW_31) * 2n;
+  if (twiceRemainder > TWO_POW_31 || (twiceRemainder === TWO_POW_31 && quotient % 2n === 1n)) quotient += 1n;
+  const digits = quotient.toString().padStart(12, '0');
+  return `${digits.slice(0, -11)}.${digits.slice(-11)}`;
+}
