@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { IPTABLES_LAYOUTS, type IptablesLayout } from './backends/iptables/options.js';
 import { type Cidr, type IPFamily, parseCidr, parseIP } from './model/ip.js';
 
 /** Bad flags or input: the CLI exits 2 with this message. */
@@ -18,6 +19,8 @@ export interface ProxyConfig {
   /** At most one pod CIDR per family, as kube-proxy's --cluster-cidr. */
   readonly clusterCidrs: Readonly<Partial<Record<IPFamily, string>>>;
   readonly masqueradeAll: boolean;
+  /** The iptables backend's rule layout (kube-proxy's, or flat: see options.ts). */
+  readonly iptablesLayout: IptablesLayout;
 }
 
 export interface RawProxyFlags {
@@ -26,6 +29,7 @@ export interface RawProxyFlags {
   readonly nodeIp?: string | undefined;
   readonly clusterCidr?: string | undefined;
   readonly masqueradeAll?: boolean | undefined;
+  readonly iptablesLayout?: string | undefined;
 }
 
 export function buildProxyConfig(flags: RawProxyFlags, env: NodeJS.ProcessEnv = process.env): ProxyConfig {
@@ -56,5 +60,17 @@ export function buildProxyConfig(flags: RawProxyFlags, env: NodeJS.ProcessEnv = 
   }
   const nodeName = (flags.nodeName ?? env['NODE_NAME'] ?? hostname()).trim().toLowerCase();
   if (nodeName === '') throw new UsageError('--node-name: must not be empty');
-  return { backend, family: 'IPv4', nodeName, nodeIP, clusterCidrs, masqueradeAll: flags.masqueradeAll ?? false };
+  const layout = flags.iptablesLayout ?? 'kube-proxy';
+  if (!(IPTABLES_LAYOUTS as readonly string[]).includes(layout)) {
+    throw new UsageError(`--iptables-layout: "${layout}" is not one of ${IPTABLES_LAYOUTS.join(', ')}`);
+  }
+  return {
+    backend,
+    family: 'IPv4',
+    nodeName,
+    nodeIP,
+    clusterCidrs,
+    masqueradeAll: flags.masqueradeAll ?? false,
+    iptablesLayout: layout as IptablesLayout,
+  };
 }

@@ -1,5 +1,6 @@
 import { type IptablesMode, iptablesCommands } from '../backends/iptables/mode.js';
-import { ApplyError, restore, saveAll } from '../backends/iptables/apply.js';
+import { ApplyError, destroyIpset, listIpsets, restore, saveAll } from '../backends/iptables/apply.js';
+import { KUBE_LOOP_BACK, KUBE_LOOP_BACK_NEXT } from '../backends/iptables/skeleton.js';
 import { type CleanupPlan, describeCleanup, planCleanupDetailed } from '../backends/iptables/cleanup.js';
 import type { IPFamily } from '../model/ip.js';
 
@@ -17,15 +18,20 @@ export interface CleanupOptions {
 export interface CleanupTools {
   save(family: IPFamily): Promise<string>;
   restore(payload: string, family: IPFamily): Promise<void>;
+  /** Names of all ipsets; undefined when the ipset tool is missing (so no set of ours can exist). */
+  listSets(): Promise<string[] | undefined>;
+  destroySet(name: string): Promise<void>;
 }
 
-export const SYSTEM_TOOLS: CleanupTools = { save: saveAll, restore };
+export const SYSTEM_TOOLS: CleanupTools = { save: saveAll, restore, listSets: listIpsets, destroySet: destroyIpset };
 
 /** The binaries of one iptables mode, so cleanup removes rules from the same backend the agent wrote them with. */
 export function modeTools(mode: IptablesMode): CleanupTools {
   return {
     save: (family) => saveAll(family, iptablesCommands(mode, family)),
     restore: (payload, family) => restore(payload, family, iptablesCommands(mode, family)),
+    listSets: listIpsets,
+    destroySet: destroyIpset,
   };
 }
 
@@ -75,9 +81,30 @@ export async function runCleanup(io: CleanupIo, opts: CleanupOptions = {}, tools
       failed = true;
     }
   }
+  // The flat layout's sets go last: the rules naming them are gone by now.
+  try {
+    const sets = await tools.listSets();
+    const ours = (sets ?? []).filter((name) => OUR_SETS.includes(name));
+    if (ours.length === 0) summary.push('ipsets: nothing to remove');
+    else if (dryRun) {
+      io.stdout(ours.map((name) => `# ipset destroy ${name}\n`).join(''));
+      summary.push(`ipsets: would destroy ${ours.join(', ')}`);
+    } else {
+      for (const name of ours) await tools.destroySet(name);
+      summary.push(`ipsets: destroyed ${ours.join(', ')}`);
+    }
+  } catch (e) {
+    if (!(e instanceof ApplyError)) throw e;
+    // Typically "in use by a kernel component": another agent's rule still names the set.
+    reportFailure(io, e);
+    summary.push('ipsets: failed (see above)');
+    failed = true;
+  }
   io.stderr(`cleanup${dryRun ? ' (dry run)' : ''}: ${summary.join('; ')}\n`);
   return failed ? 1 : 0;
 }
+
+const OUR_SETS: readonly string[] = [KUBE_LOOP_BACK, KUBE_LOOP_BACK_NEXT];
 
 function reportFailure(io: CleanupIo, e: ApplyError): void {
   io.stderr(`error: ${e.message}\n`);

@@ -1,7 +1,9 @@
-import { ApplyError, conntrackTcpBeLiberal, defaultIptablesTools, readLiveRules, restore } from '../backends/iptables/apply.js';
+import { ApplyError, conntrackTcpBeLiberal, defaultIptablesTools } from '../backends/iptables/apply.js';
+import { IptablesBackend } from '../backends/iptables/backend.js';
 import { IptablesCompiler } from '../backends/iptables/compiler.js';
 import { EMPTY_LIVE_RULES } from '../backends/iptables/live-state.js';
 import { detectIptablesMode, iptablesCommands, maxChainsPerTransaction } from '../backends/iptables/mode.js';
+import { ipsetPlanAsComments } from '../backends/iptables/loopback-set.js';
 import { batches } from '../backends/iptables/payload.js';
 import { defaultIptablesOptions } from '../backends/iptables/options.js';
 import { type ProxyConfig, UsageError } from '../config.js';
@@ -39,12 +41,14 @@ export async function runCompile(req: CompileRequest, io: Io): Promise<number> {
     // Printing never reads the machine, so it shows kube-proxy's default; applying follows this kernel.
     dropInvalid: req.apply ? !(await conntrackTcpBeLiberal()) : true,
     ...(mode === undefined ? {} : { maxChainsPerTransaction: maxChainsPerTransaction(mode.mode) }),
+    layout: req.config.iptablesLayout,
   });
-  const compiler = new IptablesCompiler(options);
-  compiler.update(loaded.state, loaded.state.takeChanges());
-
   if (!req.apply) {
-    for (const text of batches(compiler.planFull(EMPTY_LIVE_RULES).payload.chunks)) io.stdout(text);
+    const compiler = new IptablesCompiler(options);
+    compiler.update(loaded.state, loaded.state.takeChanges());
+    const plan = compiler.planFull(EMPTY_LIVE_RULES);
+    if (plan.ipset) io.stdout(ipsetPlanAsComments(plan.ipset));
+    for (const text of batches(plan.payload.chunks)) io.stdout(text);
     for (const e of errors) io.stderr(`error: ${e}\n`);
     return errors.length > 0 ? 2 : 0;
   }
@@ -53,15 +57,14 @@ export async function runCompile(req: CompileRequest, io: Io): Promise<number> {
     io.stderr(`error: nothing applied: fix the ${errors.length} error(s) above first\n`);
     return 2;
   }
+  // The agent's own backend, so the namespace ends up exactly as its full sync would leave it.
+  const backend = new IptablesBackend(options, tools);
+  backend.update(loaded.state, loaded.state.takeChanges());
   try {
-    const live = await readLiveRules(options.family, tools);
-    const plan = compiler.planFull(live);
-    await restore(plan.payload.chunks, options.family, tools);
-    plan.commit();
-    const s = plan.payload.stats;
+    const outcome = await backend.sync(true);
     io.stderr(
-      `applied full sync: ${compiler.serviceCount} services, ${s.natRulesTotal} nat rules, ${s.filterRulesTotal} filter rules, ` +
-        `${s.chainsDeleted} stale chains deleted, ${plan.payload.length} bytes\n`,
+      `applied full sync: ${backend.serviceCount} services, ${outcome.ruleTotals.nat ?? 0} nat rules, ${outcome.ruleTotals.filter ?? 0} filter rules, ` +
+        `${outcome.chainsDeleted} stale chains deleted, ${outcome.bytes} bytes\n`,
     );
     return 0;
   } catch (e) {

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from '@commander-js/extra-typings';
+import { IPTABLES_LAYOUTS } from '../backends/iptables/options.js';
 import { BACKENDS, UsageError, buildProxyConfig } from '../config.js';
 import { LOG_LEVELS } from '../log.js';
 import { runCompile } from './compile.js';
@@ -34,6 +35,11 @@ program
   .option('--node-ip <ip>', "this node's primary IP")
   .option('--cluster-cidr <cidrs>', 'pod CIDR(s), comma separated, at most one per family: traffic from outside is masqueraded')
   .option('--masquerade-all', 'masquerade all traffic to Service IPs', false)
+  .addOption(
+    new Option('--iptables-layout <layout>', 'iptables rules: kube-proxy\'s chains, or flat (DNAT in the Service chain; needs ipset)')
+      .choices(IPTABLES_LAYOUTS)
+      .default('kube-proxy' as const),
+  )
   .action(async (opts) => {
     const config = buildProxyConfig(opts);
     process.exitCode = await runCompile({ config, files: opts.filename, apply: opts.apply }, io);
@@ -62,6 +68,11 @@ program
   .option('--node-ip <ip>', "this node's primary IP")
   .option('--cluster-cidr <cidrs>', 'pod CIDR(s), comma separated, at most one per family: traffic from outside is masqueraded')
   .option('--masquerade-all', 'masquerade all traffic to Service IPs', false)
+  .addOption(
+    new Option('--iptables-layout <layout>', 'iptables rules: kube-proxy\'s chains, or flat (DNAT in the Service chain; needs ipset)')
+      .choices(IPTABLES_LAYOUTS)
+      .default('kube-proxy' as const),
+  )
   .option('--min-sync-period <duration>', 'coalesce changes: at most one sync per this period (0: sync at once)', '1s')
   .option('--sync-period <duration>', 'full sync at least this often; health fails when a change waits twice this', '30s')
   .option('--healthz-bind-address <ip:port>', "/healthz and /livez ('' disables)", '0.0.0.0:10256')

@@ -66,6 +66,7 @@ export async function runAgent(config: ProxyConfig, flags: RunFlags, print: (tex
       masqueradeAll: config.masqueradeAll,
       dropInvalid: flags.dryRun ? true : !(await conntrackTcpBeLiberal()),
       maxChainsPerTransaction: transactionLimit,
+      layout: config.iptablesLayout,
     }),
     tools,
   );

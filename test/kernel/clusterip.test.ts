@@ -6,6 +6,7 @@ import {
   NODE_IP,
   NODE_NAME,
   TempFiles,
+  LAYOUTS,
   applyObjects,
   flushConntrack,
   outcomes,
@@ -84,7 +85,7 @@ function replies(results: ProbeResult[]) {
   });
 }
 
-describe('ClusterIP services on a real kernel', () => {
+describe.each(LAYOUTS)('ClusterIP services on a real kernel (%s layout)', (layout) => {
   const ctx = useKernelLab([A, B, C]);
   let lab: Lab;
   let files: TempFiles;
@@ -97,7 +98,7 @@ describe('ClusterIP services on a real kernel', () => {
   });
 
   it('a numbered targetPort: port 80 reaches A on 8080, from a pod and from the node', async () => {
-    await applyObjects(lab, files, [...web, ...named]);
+    await applyObjects(lab, files, [...web, ...named], { layout });
     const fromPod = replies(await lab.probe('c', { proto: 'tcp', ip: WEB_IP, port: 80, count: 3 }));
     expect(fromPod.map((r) => [r.pod, r.proto, r.port, r.peer])).toEqual(Array(3).fill(['a', 'tcp', 8080, C.ip]));
     const fromNode = replies(await lab.probe('node', { proto: 'tcp', ip: WEB_IP, port: 80, count: 2 }));
@@ -105,7 +106,7 @@ describe('ClusterIP services on a real kernel', () => {
   });
 
   it('a named targetPort resolves through the slice port of the same name: 80 reaches B on 8080', async () => {
-    await applyObjects(lab, files, [...web, ...named]);
+    await applyObjects(lab, files, [...web, ...named], { layout });
     const fromPod = replies(await lab.probe('c', { proto: 'tcp', ip: NAMED_IP, port: 80, count: 3 }));
     expect(fromPod.map((r) => [r.pod, r.proto, r.port, r.peer])).toEqual(Array(3).fill(['b', 'tcp', 8080, C.ip]));
     const fromNode = replies(await lab.probe('node', { proto: 'tcp', ip: NAMED_IP, port: 80, count: 2 }));
@@ -115,7 +116,7 @@ describe('ClusterIP services on a real kernel', () => {
   });
 
   it('a two-endpoint Service spreads 40 connections over both endpoints', async () => {
-    await applyObjects(lab, files, pair);
+    await applyObjects(lab, files, pair, { layout });
     const hits = tally(podsHit(await lab.probe('c', { proto: 'tcp', ip: PAIR_IP, port: 80, count: 40 })));
     expect(Object.keys(hits).sort()).toEqual(['a', 'b']);
     // Binomial(40, 1/2): fewer than 5 on one side happens about twice in ten million runs.
@@ -124,7 +125,7 @@ describe('ClusterIP services on a real kernel', () => {
   });
 
   it('TCP and UDP on the same port number are kept apart: TCP 53 → B:5353, UDP 53 → A:5353', async () => {
-    await applyObjects(lab, files, dns);
+    await applyObjects(lab, files, dns, { layout });
     const tcp = replies(await lab.probe('c', { proto: 'tcp', ip: DNS_IP, port: 53, count: 8 }));
     expect(tcp.map((r) => [r.pod, r.proto, r.port])).toEqual(Array(8).fill(['b', 'tcp', 5353]));
     const udp = replies(await lab.probe('c', { proto: 'udp', ip: DNS_IP, port: 53, count: 8 }));
@@ -134,7 +135,7 @@ describe('ClusterIP services on a real kernel', () => {
   });
 
   it('a Service without endpoints REJECTs: TCP and UDP are refused, from a pod and from the node', async () => {
-    await applyObjects(lab, files, empty);
+    await applyObjects(lab, files, empty, { layout });
     expect(outcomes(await lab.probe('c', { proto: 'tcp', ip: EMPTY_IP, port: 80, count: 3 }))).toEqual(Array(3).fill('refused'));
     expect(outcomes(await lab.probe('c', { proto: 'udp', ip: EMPTY_IP, port: 80, count: 3 }))).toEqual(Array(3).fill('refused'));
     expect(outcomes(await lab.probe('node', { proto: 'tcp', ip: EMPTY_IP, port: 80 }))).toEqual(['refused']);
@@ -154,33 +155,33 @@ describe('ClusterIP services on a real kernel', () => {
     }
 
     it('a pod reaching itself through its own Service is masqueraded to the node IP (hairpin)', async () => {
-      await applyObjects(lab, files, [...self, ...web]);
+      await applyObjects(lab, files, [...self, ...web], { layout });
       const r = replies(await lab.probe('a', { proto: 'tcp', ip: SELF_IP, port: 80, count: 3 }));
       expect(r.map((x) => [x.pod, x.port, x.peer])).toEqual(Array(3).fill(['a', 8080, NODE_IP]));
     });
 
     it('pod to pod through a Service keeps the client pod IP', async () => {
-      await applyObjects(lab, files, [...self, ...web]);
+      await applyObjects(lab, files, [...self, ...web], { layout });
       const r = replies(await lab.probe('c', { proto: 'tcp', ip: SELF_IP, port: 80, count: 3 }));
       expect(r.map((x) => [x.pod, x.peer])).toEqual(Array(3).fill(['a', C.ip]));
       expect(await srcNatted(SELF_IP)).toBe('');
     });
 
     it('node to ClusterIP is masqueraded given --cluster-cidr, and not without it', async () => {
-      await applyObjects(lab, files, web);
+      await applyObjects(lab, files, web, { layout });
       const r = replies(await lab.probe('node', { proto: 'tcp', ip: WEB_IP, port: 80, count: 2 }));
       expect(r.map((x) => [x.pod, x.peer])).toEqual(Array(2).fill(['a', NODE_IP]));
       expect(await srcNatted(WEB_IP)).toContain(`dst=${WEB_IP}`);
 
       // Control: without a cluster CIDR nothing asks for masquerading, and the check above sees no SNAT.
       await lab.resetNetfilter();
-      await applyObjects(lab, files, web, { clusterCidr: null });
+      await applyObjects(lab, files, web, { clusterCidr: null, layout });
       expect(podsHit(await lab.probe('node', { proto: 'tcp', ip: WEB_IP, port: 80, count: 2 }))).toEqual(['a', 'a']);
       expect(await srcNatted(WEB_IP)).toBe('');
     });
 
     it('--masquerade-all masquerades pod to pod traffic too', async () => {
-      await applyObjects(lab, files, [...self, ...web], { masqueradeAll: true });
+      await applyObjects(lab, files, [...self, ...web], { masqueradeAll: true, layout });
       const r = replies(await lab.probe('c', { proto: 'tcp', ip: WEB_IP, port: 80, count: 3 }));
       expect(r.map((x) => [x.pod, x.port, x.peer])).toEqual(Array(3).fill(['a', 8080, NODE_IP]));
       await flushConntrack(lab);
@@ -191,12 +192,19 @@ describe('ClusterIP services on a real kernel', () => {
 
   it('a second identical apply changes nothing', async () => {
     const all = [...web, ...named, ...pair, ...dns, ...empty, ...self];
-    await applyObjects(lab, files, all);
+    await applyObjects(lab, files, all, { layout });
     const first = await lab.iptablesSave();
     expect(first).toContain(`-d ${WEB_IP}/32`);
     expect(first).toContain('"default/empty:tcp has no endpoints"');
-    await applyObjects(lab, files, all);
+    // The layout under test is the one applied: endpoint chains only in kube-proxy's.
+    expect(first.includes(':KUBE-SEP-')).toBe(layout === 'kube-proxy');
+    const members = async (): Promise<string> =>
+      (await lab.exec('node', 'ipset', ['list', 'KUBE-LOOP-BACK'], { reject: false })).stdout.split('Members:')[1]?.trim().split('\n').sort().join('\n') ?? '(no set)';
+    const set = await members();
+    if (layout === 'flat') expect(set).toContain(`${A.ip},tcp:8080,${A.ip}`);
+    await applyObjects(lab, files, all, { layout });
     expect(await lab.iptablesSave()).toBe(first);
+    expect(await members()).toBe(set);
     // And the rules still work after the re-apply.
     expect(podsHit(await lab.probe('c', { proto: 'tcp', ip: NAMED_IP, port: 80 }))).toEqual(['b']);
   });

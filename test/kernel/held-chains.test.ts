@@ -19,7 +19,7 @@ const C = { name: 'c', ip: '10.244.2.2' };
 const VIP = '10.96.3.1';
 const STICKY_VIP = '10.96.3.2';
 
-const GOLDEN = ['features', 'web', 'web-masquerade-all', 'empty'];
+const GOLDEN = ['features', 'features-flat', 'web', 'web-masquerade-all', 'empty'];
 
 describe('iptables-save form of our rules', () => {
   const k = useKernelLab([]);
@@ -27,6 +27,9 @@ describe('iptables-save form of our rules', () => {
   it.each(['nft', 'legacy'])('matches what iptables-%s-save prints for every chain of every golden ruleset', async (mode) => {
     for (const name of GOLDEN) {
       const golden = await readFile(new URL(`../../rules/golden/iptables/${name}.rules`, import.meta.url), 'utf8');
+      // The flat layout's rules name an ipset: create it from the payload's commented ipset section first.
+      const ipset = /^# ipset restore -exist, before iptables-restore:\n((?:# .*\n)*)/m.exec(golden);
+      if (ipset) await k.lab.exec('node', 'ipset', ['restore', '-exist'], { input: ipset[1]!.replace(/^# /gm, '') });
       const restore = await k.lab.exec('node', `iptables-${mode}-restore`, ['--noflush'], { input: golden, reject: false });
       expect(restore.stderr, `${name}: iptables-${mode}-restore`).toBe('');
       const saved = parseRules((await k.lab.exec('node', `iptables-${mode}-save`, [])).stdout);

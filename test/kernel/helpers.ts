@@ -5,6 +5,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { IPTABLES_LAYOUTS, type IptablesLayout } from '../../src/backends/iptables/options.js';
 import type { RulesByChain } from '../support/iptables-text.js';
 import { list, type K8sObject } from '../support/objects.js';
 import { afterAll, beforeAll, beforeEach } from 'vitest';
@@ -51,7 +52,12 @@ export interface CompileFlags {
   clusterCidr?: string | null;
   masqueradeAll?: boolean;
   nodeName?: string;
+  /** --iptables-layout; left out (the CLI's default, kube-proxy) when undefined. */
+  layout?: IptablesLayout;
 }
+
+/** Every iptables layout: the packet-level suites run once per layout, as the README promises the same behaviour. */
+export const LAYOUTS: readonly IptablesLayout[] = IPTABLES_LAYOUTS;
 
 export function compileArgs(files: readonly string[], flags: CompileFlags = {}): string[] {
   const args = [CLI, 'compile', '--apply', '--node-name', flags.nodeName ?? NODE_NAME];
@@ -59,6 +65,7 @@ export function compileArgs(files: readonly string[], flags: CompileFlags = {}):
   const cidr = flags.clusterCidr === undefined ? CLUSTER_CIDR : flags.clusterCidr;
   if (cidr !== null) args.push('--cluster-cidr', cidr);
   if (flags.masqueradeAll === true) args.push('--masquerade-all');
+  if (flags.layout !== undefined) args.push('--iptables-layout', flags.layout);
   return args;
 }
 

@@ -6,6 +6,7 @@ import {
   NODE_NAME,
   REMOTE_NODE,
   TempFiles,
+  LAYOUTS,
   applyObjects,
   outcomes,
   podsHit,
@@ -35,7 +36,7 @@ function svc(name: string, clusterIP: string, endpoints: EndpointSpec[], extra: 
   ];
 }
 
-describe('traffic policies and endpoint conditions on a real kernel', () => {
+describe.each(LAYOUTS)('traffic policies and endpoint conditions on a real kernel (%s layout)', (layout) => {
   const ctx = useKernelLab([A, B, C, D]);
   let lab: Lab;
   let files: TempFiles;
@@ -46,7 +47,7 @@ describe('traffic policies and endpoint conditions on a real kernel', () => {
   describe('internalTrafficPolicy: Local', () => {
     it('with only remote endpoints, traffic is dropped (timeout), not rejected and not sent to the remote pod', async () => {
       const ip = '10.96.1.10';
-      await applyObjects(lab, files, svc('itp-remote', ip, [remote(B.ip)], { itpLocal: true }));
+      await applyObjects(lab, files, svc('itp-remote', ip, [remote(B.ip)], { itpLocal: true }), { layout });
       const t0 = Date.now();
       expect(outcomes(await lab.probe('c', { proto: 'tcp', ip, port: 80, count: 2, timeoutMs: 400 }))).toEqual([
         'timeout',
@@ -63,13 +64,13 @@ describe('traffic policies and endpoint conditions on a real kernel', () => {
       expect(drops[0]).toMatch(/^-A KUBE-SERVICES .*-j DROP$/);
       // Control: the same endpoint under the Cluster policy answers.
       await lab.resetNetfilter();
-      await applyObjects(lab, files, svc('itp-remote', ip, [remote(B.ip)]));
+      await applyObjects(lab, files, svc('itp-remote', ip, [remote(B.ip)]), { layout });
       expect(podsHit(await lab.probe('c', { proto: 'tcp', ip, port: 80 }))).toEqual(['b']);
     });
 
     it('with one local and one remote endpoint, only the local one is used', async () => {
       const ip = '10.96.1.11';
-      await applyObjects(lab, files, svc('itp-mixed', ip, [local(A.ip), remote(B.ip)], { itpLocal: true }));
+      await applyObjects(lab, files, svc('itp-mixed', ip, [local(A.ip), remote(B.ip)], { itpLocal: true }), { layout });
       expect(podsHit(await lab.probe('c', { proto: 'tcp', ip, port: 80, count: 20 }))).toEqual(Array(20).fill('a'));
       expect(podsHit(await lab.probe('node', { proto: 'tcp', ip, port: 80, count: 4 }))).toEqual(Array(4).fill('a'));
     });
@@ -77,7 +78,7 @@ describe('traffic policies and endpoint conditions on a real kernel', () => {
 
   it('ClientIP session affinity: every client sticks to one endpoint', async () => {
     const ip = '10.96.1.20';
-    await applyObjects(lab, files, svc('sticky', ip, [local(A.ip), local(B.ip)], { affinity: 60 }));
+    await applyObjects(lab, files, svc('sticky', ip, [local(A.ip), local(B.ip)], { affinity: 60 }), { layout });
     const fromC = podsHit(await lab.probe('c', { proto: 'tcp', ip, port: 80, count: 20 }));
     expect(new Set(fromC).size).toBe(1);
     expect(['a', 'b']).toContain(fromC[0]);
@@ -88,7 +89,7 @@ describe('traffic policies and endpoint conditions on a real kernel', () => {
 
     // Control: without affinity the same two endpoints both get traffic from one client.
     await lab.resetNetfilter();
-    await applyObjects(lab, files, svc('sticky', ip, [local(A.ip), local(B.ip)]));
+    await applyObjects(lab, files, svc('sticky', ip, [local(A.ip), local(B.ip)]), { layout });
     const spread = tally(podsHit(await lab.probe('c', { proto: 'tcp', ip, port: 80, count: 20 })));
     expect(Object.keys(spread).sort()).toEqual(['a', 'b']);
   });
@@ -97,15 +98,15 @@ describe('traffic policies and endpoint conditions on a real kernel', () => {
     const ip = '10.96.1.30';
     const terminatingB = local(B.ip, { ready: false, serving: true, terminating: true });
 
-    await applyObjects(lab, files, svc('term', ip, [local(A.ip), terminatingB]));
+    await applyObjects(lab, files, svc('term', ip, [local(A.ip), terminatingB]), { layout });
     expect(podsHit(await lab.probe('c', { proto: 'tcp', ip, port: 80, count: 20 }))).toEqual(Array(20).fill('a'));
 
     // A is gone; only the serving, terminating B remains: it is the fallback.
-    await applyObjects(lab, files, svc('term', ip, [terminatingB]));
+    await applyObjects(lab, files, svc('term', ip, [terminatingB]), { layout });
     expect(podsHit(await lab.probe('c', { proto: 'tcp', ip, port: 80, count: 10 }))).toEqual(Array(10).fill('b'));
 
     // B stops serving too: nothing left, so the Service rejects.
-    await applyObjects(lab, files, svc('term', ip, [local(B.ip, { ready: false, serving: false, terminating: true })]));
+    await applyObjects(lab, files, svc('term', ip, [local(B.ip, { ready: false, serving: false, terminating: true })]), { layout });
     expect(outcomes(await lab.probe('c', { proto: 'tcp', ip, port: 80, count: 3 }))).toEqual(Array(3).fill('refused'));
   });
 
@@ -138,7 +139,7 @@ describe('traffic policies and endpoint conditions on a real kernel', () => {
       endpointSlice({ name: 'otherproxy-1', service: 'otherproxy', ports: [{ port: 8080 }], endpoints: [local(A.ip)] }),
     ];
     const plain = svc('plain', PLAIN_IP, [local(A.ip)]);
-    await applyObjects(lab, files, [...headless, externalName, ...otherProxy, ...plain]);
+    await applyObjects(lab, files, [...headless, externalName, ...otherProxy, ...plain], { layout });
 
     const dump = await lab.iptablesSave();
     // The Service applied alongside them is there, so the absence below means something.

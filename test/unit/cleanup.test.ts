@@ -303,10 +303,16 @@ describe('ruleTarget', () => {
   });
 });
 
-/** Fake tools: canned save output per family (or an error), recording restores. */
-function fakeTools(saves: Record<IPFamily, string | ApplyError>, restoreError?: ApplyError) {
+/** Fake tools: canned save output per family (or an error), recording restores; ipsets as given. */
+function fakeTools(saves: Record<IPFamily, string | ApplyError>, restoreError?: ApplyError, sets: string[] | undefined = []) {
   const restored: { family: IPFamily; payload: string }[] = [];
+  const destroyed: string[] = [];
   const tools: CleanupTools = {
+    listSets: async () => sets,
+    destroySet: async (name) => {
+      if (name === 'KUBE-LOOP-BACK' && sets?.includes('IN-USE')) throw new ApplyError(`ipset destroy ${name} failed: exit code 1`, 'Set cannot be destroyed: it is in use by a kernel component', []);
+      destroyed.push(name);
+    },
     save: async (family) => {
       const s = saves[family];
       if (s instanceof ApplyError) throw s;
@@ -317,7 +323,7 @@ function fakeTools(saves: Record<IPFamily, string | ApplyError>, restoreError?: 
       restored.push({ family, payload });
     },
   };
-  return { tools, restored };
+  return { tools, restored, destroyed };
 }
 
 function capture() {
@@ -333,7 +339,7 @@ describe('runCleanup', () => {
     expect(restored).toEqual([{ family: 'IPv4', payload: EXPECTED }]);
     expect(out.stdout).toBe('');
     expect(out.stderr).toBe(
-      'cleanup: IPv4: removed filter 6 chains, nat 7 chains, mangle 1 chain, 12 jumps from built-in chains; IPv6: nothing to remove\n',
+      'cleanup: IPv4: removed filter 6 chains, nat 7 chains, mangle 1 chain, 12 jumps from built-in chains; IPv6: nothing to remove; ipsets: nothing to remove\n',
     );
   });
 
@@ -343,7 +349,7 @@ describe('runCleanup', () => {
     const { out, io } = capture();
     expect(await runCleanup(io, {}, tools)).toBe(0);
     expect(restored).toEqual([]);
-    expect(out.stderr).toBe('cleanup: IPv4: nothing to remove; IPv6: skipped (ip6tables-save failed: command not found (install the iptables package))\n');
+    expect(out.stderr).toBe('cleanup: IPv4: nothing to remove; IPv6: skipped (ip6tables-save failed: command not found (install the iptables package)); ipsets: nothing to remove\n');
   });
 
   it('prints the payload with --dry-run and applies nothing', async () => {
@@ -361,7 +367,31 @@ describe('runCleanup', () => {
     const { out, io } = capture();
     expect(await runCleanup(io, {}, tools)).toBe(1);
     expect(out.stderr).toContain('error: iptables-restore failed: exit code 1\niptables-restore: line 20 failed\noffending input:\n20: -X KUBE-SERVICES\n');
-    expect(out.stderr).toContain('cleanup: IPv4: failed (see above); IPv6: nothing to remove\n');
+    expect(out.stderr).toContain('cleanup: IPv4: failed (see above); IPv6: nothing to remove; ipsets: nothing to remove\n');
+  });
+
+  it("destroys the flat layout's sets (and only those) after the rules, or says why not", async () => {
+    const { tools, destroyed } = fakeTools({ IPv4: '', IPv6: '' }, undefined, ['KUBE-LOOP-BACK', 'KUBE-LOOP-BACK-NEXT', 'cni-hostports']);
+    const { out, io } = capture();
+    expect(await runCleanup(io, {}, tools)).toBe(0);
+    expect(destroyed).toEqual(['KUBE-LOOP-BACK', 'KUBE-LOOP-BACK-NEXT']);
+    expect(out.stderr).toContain('ipsets: destroyed KUBE-LOOP-BACK, KUBE-LOOP-BACK-NEXT\n');
+
+    const dry = fakeTools({ IPv4: '', IPv6: '' }, undefined, ['KUBE-LOOP-BACK']);
+    const c2 = capture();
+    expect(await runCleanup(c2.io, { dryRun: true }, dry.tools)).toBe(0);
+    expect(dry.destroyed).toEqual([]);
+    expect(c2.out.stdout).toBe('# ipset destroy KUBE-LOOP-BACK\n');
+
+    const busy = fakeTools({ IPv4: '', IPv6: '' }, undefined, ['KUBE-LOOP-BACK', 'IN-USE']);
+    const c3 = capture();
+    expect(await runCleanup(c3.io, {}, busy.tools)).toBe(1);
+    expect(c3.out.stderr).toContain('in use by a kernel component');
+
+    const none = fakeTools({ IPv4: '', IPv6: '' }, undefined, undefined);
+    const c4 = capture();
+    expect(await runCleanup(c4.io, {}, none.tools)).toBe(0);
+    expect(c4.out.stderr).toContain('ipsets: nothing to remove');
   });
 
   it('exits 1 when iptables-save itself fails for IPv4', async () => {

@@ -13,6 +13,7 @@ const cases: Array<[string, string[], string]> = [
   ['web', ['-f', 'rules/examples/web.yaml', ...base], 'rules/golden/iptables/web.rules'],
   ['web, masquerade-all', ['-f', 'rules/examples/web.yaml', ...base, '--masquerade-all'], 'rules/golden/iptables/web-masquerade-all.rules'],
   ['features', ['-f', 'rules/examples/features.yaml', ...base], 'rules/golden/iptables/features.rules'],
+  ['features, flat layout', ['-f', 'rules/examples/features.yaml', ...base, '--iptables-layout', 'flat'], 'rules/golden/iptables/features-flat.rules'],
   ['empty cluster', ['-f', 'rules/examples/empty.yaml', ...base], 'rules/golden/iptables/empty.rules'],
 ];
 

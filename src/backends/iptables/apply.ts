@@ -64,6 +64,36 @@ export async function restore(payload: string | Iterable<string>, family: IPFami
   }
 }
 
+/** Applies an `ipset restore` input; `-exist` makes creates, adds and deletes idempotent. Throws ApplyError. */
+export async function restoreIpset(text: string): Promise<void> {
+  if (text === '') return;
+  try {
+    await execa('ipset', ['restore', '-exist'], { input: text, timeout: 120_000 });
+  } catch (e) {
+    const output = toolOutput(e);
+    throw new ApplyError(`ipset restore failed: ${describe(e, 'ipset')}`, output, offendingLines(text, output));
+  }
+}
+
+/** The names of all ipsets (`ipset list -n`); undefined when the ipset tool is not installed. */
+export async function listIpsets(): Promise<string[] | undefined> {
+  try {
+    const { stdout } = await execa('ipset', ['list', '-n'], { timeout: 30_000 });
+    return stdout.split('\n').filter((l) => l !== '');
+  } catch (e) {
+    if (e instanceof ExecaError && e.code === 'ENOENT') return undefined;
+    throw new ApplyError(`ipset list -n failed: ${describe(e, 'ipset')}`, toolOutput(e), []);
+  }
+}
+
+export async function destroyIpset(name: string): Promise<void> {
+  try {
+    await execa('ipset', ['destroy', name], { timeout: 30_000 });
+  } catch (e) {
+    throw new ApplyError(`ipset destroy ${name} failed: ${describe(e, 'ipset')}`, toolOutput(e), []);
+  }
+}
+
 /** True if `chain` exists in `table` (`iptables -S CHAIN` lists one chain without dumping the table). */
 export async function chainExists(tools: IptablesTools, table: string, chain: string): Promise<boolean> {
   try {
@@ -101,10 +131,10 @@ function toolOutput(e: unknown): string {
   return e instanceof ExecaError ? String(e.stderr ?? '').trim() : '';
 }
 
-function describe(e: unknown): string {
+function describe(e: unknown, pkg = 'iptables'): string {
   if (e instanceof ExecaError) {
     const r = e;
-    if (r.code === 'ENOENT') return 'command not found (install the iptables package)';
+    if (r.code === 'ENOENT') return `command not found (install the ${pkg} package)`;
     if (r.timedOut) return 'timed out';
     return r.exitCode !== undefined ? `exit code ${r.exitCode}` : r.shortMessage;
   }

@@ -1,9 +1,10 @@
 import type { ClusterState } from '../../model/state.js';
 import type { ServiceKey } from '../../model/types.js';
 import type { ApplyFailure, ProxyBackend, SyncOutcome } from '../../sync/backend.js';
-import { ApplyError, type IptablesTools, chainExists, defaultIptablesTools, readLiveRules, restore } from './apply.js';
+import { ApplyError, type IptablesTools, chainExists, defaultIptablesTools, readLiveRules, restore, restoreIpset } from './apply.js';
 import { IptablesCompiler, type SyncPlan } from './compiler.js';
 import { EMPTY_LIVE_RULES } from './live-state.js';
+import { ipsetPlanAsComments } from './loopback-set.js';
 import { batches } from './payload.js';
 import type { IptablesOptions } from './options.js';
 import { FIXED_CHAINS, KUBE_PROXY_CANARY, type Table } from './skeleton.js';
@@ -57,11 +58,14 @@ export class IptablesBackend implements ProxyBackend {
         }
       },
     };
+    const { ipset } = plan;
     if (print) {
-      print(batches(counted));
+      print(ipset ? [ipsetPlanAsComments(ipset), ...batches(counted)] : batches(counted));
     } else {
       try {
-        await restore(counted, this.options.family, this.tools);
+        if (ipset) await restoreIpset(ipset.before);
+        if (payload.kind === 'full' || payload.length > 0) await restore(counted, this.options.family, this.tools);
+        if (ipset) await restoreIpset(ipset.after);
       } catch (e) {
         plan.abort();
         throw e;

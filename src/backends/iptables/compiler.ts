@@ -4,12 +4,15 @@ import type { ServiceKey, ServicePortSpec } from '../../model/types.js';
 import { type ServiceFragment, type ServicePortInput, renderServiceFragment } from './fragment.js';
 import { EMPTY_LIVE_RULES, type LiveRules } from './live-state.js';
 import type { IptablesOptions } from './options.js';
-import { type RestorePayload, planFull, planPartial } from './payload.js';
+import { type IpsetPlan, LoopbackSet } from './loopback-set.js';
+import { type RestorePayload, emptyPartial, planFull, planPartial } from './payload.js';
 import { fixedRules } from './skeleton.js';
 
 /** A payload plus what to remember once the kernel has taken it. */
 export interface SyncPlan {
   readonly payload: RestorePayload;
+  /** Flat layout: the KUBE-LOOP-BACK changes to apply around the payload (see loopback-set.ts). */
+  readonly ipset?: IpsetPlan;
   /** Call after the restore succeeded: the plan's fragments become the applied state. */
   commit(): void;
   /** Call after the restore failed: its Services stay pending (and the caller should plan a full sync). */
@@ -36,7 +39,10 @@ export class IptablesCompiler {
   private readonly fixedNatRules: number;
   private readonly fixedFilterRules: number;
 
+  private readonly loopback: LoopbackSet;
+
   constructor(readonly options: IptablesOptions) {
+    this.loopback = new LoopbackSet(options.family);
     this.fixedNatRules = fixedRules('nat', options).length + 1;
     this.fixedFilterRules = fixedRules('filter', options).length;
   }
@@ -70,9 +76,11 @@ export class IptablesCompiler {
       }
       if (service === undefined || ports === undefined) {
         this.wanted.delete(key);
+        this.loopback.replace(before?.loopback, []);
       } else {
         const after = renderServiceFragment(service, ports, this.options, this.largeCluster);
         this.wanted.set(key, after);
+        this.loopback.replace(before?.loopback, after.loopback);
         this.natRulesTotal += after.natRuleCount;
         this.filterRulesTotal += after.filterServiceRules.length;
       }
@@ -95,10 +103,13 @@ export class IptablesCompiler {
     const payload = planFull(ordered, this.options, live);
     const covered = this.pending;
     this.pending = new Set();
+    const ipset = this.options.layout === 'flat' ? this.loopback.planFull() : undefined;
     return {
       payload,
+      ...(ipset ? { ipset: ipset.plan } : {}),
       commit: () => {
         this.applied = snapshot;
+        ipset?.commit();
       },
       abort: () => {
         for (const key of covered) this.pending.add(key);
@@ -115,21 +126,24 @@ export class IptablesCompiler {
       natRulesTotal: this.natRulesTotal + this.fixedNatRules,
       filterRulesTotal: this.filterRulesTotal + this.fixedFilterRules,
     };
-    const payload = planPartial(this.applied, this.wanted, covered, totals, this.options.maxChainsPerTransaction);
+    const rules = planPartial(this.applied, this.wanted, covered, totals, this.options.maxChainsPerTransaction);
+    const ipset = this.loopback.planPartial();
     this.pending = new Set();
     const commit = (): void => {
       for (const [key, fragment] of snapshot) {
         if (fragment === undefined) this.applied.delete(key);
         else this.applied.set(key, fragment);
       }
+      ipset?.commit();
     };
-    if (payload === undefined) {
+    if (rules === undefined && ipset === undefined) {
       // Nothing to write: the kernel already holds text identical to these fragments.
       commit();
       return undefined;
     }
     return {
-      payload,
+      payload: rules ?? emptyPartial(totals),
+      ...(ipset ? { ipset: ipset.plan } : {}),
       commit,
       abort: () => {
         for (const key of covered) this.pending.add(key);

@@ -21,6 +21,11 @@ export interface ServiceFragment {
   readonly filterServiceRules: readonly string[];
   /** nat rules in the Service's own chains plus its KUBE-SERVICES rules, for metrics and the README's counts. */
   readonly natRuleCount: number;
+  /**
+   * Flat layout: the KUBE-LOOP-BACK entries (`ip,proto:port,ip`) of the endpoints this Service DNATs to
+   * straight from its policy chains, so KUBE-POSTROUTING can masquerade a pod reaching itself. Empty otherwise.
+   */
+  readonly loopback: readonly string[];
 }
 
 /** A service port with its merged endpoints, ready to render. */
@@ -44,8 +49,11 @@ export function renderServiceFragment(
   const natChains = new ChainTable();
   const natServiceRules: string[] = [];
   const filterServiceRules: string[] = [];
+  const loopback: string[] = [];
   let natRuleCount = 0;
-  if (clusterIP === undefined) return { key: service.key, natChains, natServiceRules, filterServiceRules, natRuleCount };
+  if (clusterIP === undefined) return { key: service.key, natChains, natServiceRules, filterServiceRules, natRuleCount, loopback };
+  // Affinity needs a chain per endpoint for its `recent` list, so those Services keep kube-proxy's layout.
+  const flat = opts.layout === 'flat' && service.sessionAffinity.type !== 'ClientIP';
 
   for (const { port, endpoints } of ports) {
     const spn = servicePortNameString({ service: service.key, port: port.name, protocol: port.protocol });
@@ -95,7 +103,9 @@ export function renderServiceFragment(
       }
       list.forEach((ep, i) => {
         const stat = i < list.length - 1 ? ` -m statistic --mode random --probability ${probability(list.length - i)}` : '';
-        lines.push(`-A ${chain}${comment(ep)}${stat} -j ${epChainName(ep)}\n`);
+        // Flat: the endpoint chain's DNAT inline (without its no-op `-m tcp`: each match costs re-validation time).
+        const action = flat ? `-p ${proto} -j DNAT --to-destination ${ep.hostPort}` : `-j ${epChainName(ep)}`;
+        lines.push(`-A ${chain}${comment(ep)}${stat} ${action}\n`);
       });
       return lines.join('');
     };
@@ -114,11 +124,19 @@ export function renderServiceFragment(
       affinity: service.sessionAffinity.type === 'ClientIP',
       proto,
     };
-    for (const ep of sel.allReachable) natChains.setEndpoint(epChainName(ep), style, ep.ip, ep.port);
+    for (const ep of sel.allReachable) {
+      if (flat) loopback.push(loopbackEntry(ep, proto));
+      else natChains.setEndpoint(epChainName(ep), style, ep.ip, ep.port);
+    }
   }
   natRuleCount += natChains.ruleCount(countLines);
   natRuleCount += natServiceRules.length;
-  return { key: service.key, natChains, natServiceRules, filterServiceRules, natRuleCount };
+  return { key: service.key, natChains, natServiceRules, filterServiceRules, natRuleCount, loopback };
+}
+
+/** A hash:ip,port,ip member matching traffic from the endpoint to itself (dst,dst,src), as ipset prints it. */
+export function loopbackEntry(ep: Endpoint, proto: string): string {
+  return `${ep.ip},${proto}:${ep.port},${ep.ip}`;
 }
 
 export function countLines(text: string): number {

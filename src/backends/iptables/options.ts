@@ -20,7 +20,17 @@ export interface IptablesOptions {
    * cheapest there (Infinity). Infinity is also kube-proxy's shape: one COMMIT, whatever the size.
    */
   readonly maxChainsPerTransaction: number;
+  /**
+   * `kube-proxy`: kube-proxy's chains verbatim (one KUBE-SEP chain per endpoint). `flat`: Services without
+   * session affinity DNAT straight from their KUBE-SVC/KUBE-SVL chain, and hairpin traffic is found through
+   * the KUBE-LOOP-BACK ipset instead of a rule per endpoint; about a third of the rules nf_tables re-validates
+   * on every change. See the README's "Rule layouts".
+   */
+  readonly layout: IptablesLayout;
 }
+
+export const IPTABLES_LAYOUTS = ['kube-proxy', 'flat'] as const;
+export type IptablesLayout = (typeof IPTABLES_LAYOUTS)[number];
 
 export const DEFAULT_MASQUERADE_MARK = '0x4000';
 export const LARGE_CLUSTER_ENDPOINTS_THRESHOLD = 1000;
@@ -40,6 +50,7 @@ export function defaultIptablesOptions(overrides: Partial<IptablesOptions> = {})
     dropInvalid: true,
     largeClusterEndpointsThreshold: LARGE_CLUSTER_ENDPOINTS_THRESHOLD,
     maxChainsPerTransaction: MAX_CHAINS_PER_TRANSACTION,
+    layout: 'kube-proxy',
     ...overrides,
   };
 }

@@ -306,6 +306,11 @@ export function planPartial(
   });
 }
 
+/** A partial payload with nothing in it, for a sync whose only change is elsewhere (the loop-back set). */
+export function emptyPartial(totals: { natRulesTotal: number; filterRulesTotal: number }): RestorePayload {
+  return payloadOf('partial', [], { natRulesWritten: 0, filterRulesWritten: 0, chainsWritten: 0, chainsDeleted: 0, ...totals });
+}
+
 function diffSharedChain(before: readonly string[] = [], after: readonly string[] = [], out: string[]): number {
   const old = new Set(before);
   const now = new Set(after);

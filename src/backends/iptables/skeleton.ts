@@ -8,6 +8,10 @@ export const KUBE_NODEPORTS = 'KUBE-NODEPORTS';
 export const KUBE_EXTERNAL_SERVICES = 'KUBE-EXTERNAL-SERVICES';
 export const KUBE_FORWARD = 'KUBE-FORWARD';
 export const KUBE_PROXY_FIREWALL = 'KUBE-PROXY-FIREWALL';
+/** The flat layout's hash:ip,port,ip set of endpoint ip,proto:port,ip (IPVS mode's name and format). */
+export const KUBE_LOOP_BACK = 'KUBE-LOOP-BACK';
+/** The set a full sync fills before swapping it in, so the live set is never half-filled. */
+export const KUBE_LOOP_BACK_NEXT = 'KUBE-LOOP-BACK-NEXT';
 /** An empty chain in every table: when it disappears, someone flushed the tables and a full sync is due. */
 export const KUBE_PROXY_CANARY = 'KUBE-PROXY-CANARY';
 
@@ -32,6 +36,13 @@ export function fixedRules(table: Table, opts: IptablesOptions): string[] {
       ];
     case 'nat':
       return [
+        // Flat layout: hairpin traffic (a pod DNATed to itself) has no endpoint chain to mark it; the set does.
+        ...(opts.layout === 'flat'
+          ? [
+              `-A ${KUBE_POSTROUTING} -m comment --comment "kubernetes service hairpin traffic" -m conntrack --ctstate DNAT ` +
+                `-m set --match-set ${KUBE_LOOP_BACK} dst,dst,src -j ${KUBE_MARK_MASQ}`,
+            ]
+          : []),
         `-A ${KUBE_POSTROUTING} -m mark ! --mark ${mark}/${mark} -j RETURN`,
         `-A ${KUBE_POSTROUTING} -j MARK --xor-mark ${mark}`,
         `-A ${KUBE_POSTROUTING} -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully`,
