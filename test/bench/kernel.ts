@@ -20,7 +20,9 @@ import { addNamespace, deleteNamespace, sweepStaleLabs } from '../kernel/lab/net
 import { endpointSlice, service, syntheticCluster, type K8sObject } from '../support/objects.js';
 import { flagValue } from './args.js';
 
-export type Flavour = 'switchboard' | 'kube-proxy';
+/** Our two iptables layouts (see --iptables-layout), and the kube-proxy-shaped baseline. */
+export type Flavour = 'switchboard' | 'switchboard-flat' | 'kube-proxy';
+const FLAVOURS: readonly Flavour[] = ['switchboard', 'switchboard-flat', 'kube-proxy'];
 export type Step = 'cold' | 'restart' | 'endpoint' | 'add' | 'delete';
 const STEPS: readonly Step[] = ['cold', 'restart', 'endpoint', 'add', 'delete'];
 
@@ -126,7 +128,8 @@ function options(cfg: WorkerConfig): IptablesOptions {
     node: { name: NODE, zone: undefined },
     clusterCidr: CLUSTER_CIDR,
     // The agent's own choice for the mode; kube-proxy always writes one transaction.
-    maxChainsPerTransaction: cfg.flavour === 'switchboard' ? maxChainsPerTransaction(cfg.mode) : Infinity,
+    maxChainsPerTransaction: cfg.flavour === 'kube-proxy' ? Infinity : maxChainsPerTransaction(cfg.mode),
+    layout: cfg.flavour === 'switchboard-flat' ? 'flat' : 'kube-proxy',
   });
 }
 
@@ -235,7 +238,7 @@ async function kubeProxyWorker(cfg: WorkerConfig): Promise<void> {
 
 export async function worker(argv: readonly string[]): Promise<number> {
   const cfg = JSON.parse(argv[argv.indexOf('--worker') + 1]!) as WorkerConfig;
-  await (cfg.flavour === 'switchboard' ? switchboardWorker(cfg) : kubeProxyWorker(cfg));
+  await (cfg.flavour === 'kube-proxy' ? kubeProxyWorker(cfg) : switchboardWorker(cfg));
   process.stdout.write(`${JSON.stringify({ peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024) })}\n`);
   return 0;
 }
@@ -260,8 +263,8 @@ export function parseKernelBenchArgs(argv: readonly string[]): KernelBenchOption
   if (sizes.some((n) => !Number.isInteger(n) || n < 1)) throw new Error('--kernel-sizes: a comma-separated list of positive integers');
   const modes = list('kernel-modes', 'nft,legacy');
   for (const m of modes) if (m !== 'nft' && m !== 'legacy') throw new Error(`--kernel-modes: ${m} is not nft or legacy`);
-  const flavours = list('kernel-flavours', 'switchboard,kube-proxy');
-  for (const f of flavours) if (f !== 'switchboard' && f !== 'kube-proxy') throw new Error(`--kernel-flavours: ${f} is not switchboard or kube-proxy`);
+  const flavours = list('kernel-flavours', FLAVOURS.join(','));
+  for (const f of flavours) if (!(FLAVOURS as readonly string[]).includes(f)) throw new Error(`--kernel-flavours: ${f} is not one of ${FLAVOURS.join(', ')}`);
   return {
     sizes,
     endpoints: Number(flagValue(argv, 'kernel-endpoints') ?? 10),
@@ -329,7 +332,7 @@ export function formatTable(results: readonly RunResult[]): string {
     return [
       r.mode === 'nft' ? 'nf_tables' : 'legacy',
       String(r.services),
-      r.flavour === 'switchboard' ? 'Switchboard' : 'kube-proxy-shaped',
+      { switchboard: 'Switchboard', 'switchboard-flat': 'Switchboard, flat layout', 'kube-proxy': 'kube-proxy-shaped' }[r.flavour],
       ...STEPS.map((step) => fmtMs(s(step), r.capMs)),
       [s('cold')?.bytes, s('endpoint')?.bytes, s('add')?.bytes, s('delete')?.bytes].map(fmtBytes).join(' / '),
       `${r.peakRssMB} MB${r.error ? ` (error: ${r.error})` : ''}`,

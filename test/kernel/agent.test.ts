@@ -104,6 +104,43 @@ describe('switchboard run (end to end)', () => {
     expect(await seen()).toEqual(['timeout']);
   });
 
+  it('with --iptables-layout flat, keeps the loop-back set in step through partial syncs (hairpin to new endpoints works)', async () => {
+    await lab.resetNetfilter();
+    agent = api.startAgent({ extraArgs: ['--iptables-layout', 'flat'] });
+    await agent.ready();
+    const members = async (): Promise<string[]> => {
+      const r = await lab.exec('node', 'ipset', ['list', 'KUBE-LOOP-BACK'], { reject: false });
+      return (r.stdout.split('Members:')[1] ?? '').trim().split('\n').filter((l) => l !== '').sort();
+    };
+    const entry = (ip: string): string => `${ip},tcp:8080,${ip}`;
+    /** The peer address `pod` sees when it reaches itself through the ClusterIP: the node's, if masqueraded. */
+    const hairpinPeer = async (pod: string): Promise<string> => {
+      const [r] = await lab.probe(pod, { proto: 'tcp', ip: WEB_IP, port: 80, timeoutMs: 1_000 });
+      return r?.ok === true && r.reply.pod === pod ? r.reply.peer : JSON.stringify(r);
+    };
+
+    api.server.apply(web());
+    api.server.apply(slice('web', [A.ip]));
+    await expectSeen(['ok:a'], 'flat: service created with endpoint a');
+    expect(await members()).toEqual([entry(A.ip)]);
+    expect(await hairpinPeer('a')).toBe(lab.nodeIP);
+    expect(await lab.iptablesSave('nat')).not.toContain(':KUBE-SEP-');
+
+    api.server.apply(slice('web', [B.ip]));
+    await expectSeen(['ok:b'], 'flat: endpoint a replaced by b');
+    // b's entry went in with the partial sync that made b an endpoint; a's leaves with the next sync.
+    expect(await members()).toContain(entry(B.ip));
+    expect(await hairpinPeer('b')).toBe(lab.nodeIP);
+    api.server.apply(web('db', DB_IP));
+    api.server.apply(slice('db', [B.ip]));
+    await expectSeen(['ok:b'], 'flat: db created', DB_IP);
+    await eventually(async () => JSON.stringify(await members()) === JSON.stringify([entry(B.ip)]) || JSON.stringify(await members()), CHANGE_BOUND_MS, 'a leaves the set');
+    for (const name of ['db', 'web']) {
+      api.server.remove('Service', 'default', name);
+      api.server.remove('EndpointSlice', 'default', `${name}-1`);
+    }
+  });
+
   it('keeps every rule through an API outage and a server restart, and catches up on what changed meanwhile', async () => {
     await lab.resetNetfilter();
     api.server.apply(web());

@@ -63,9 +63,8 @@ export class IptablesBackend implements ProxyBackend {
       print(ipset ? [ipsetPlanAsComments(ipset), ...batches(counted)] : batches(counted));
     } else {
       try {
-        if (ipset) await restoreIpset(ipset.before);
+        if (ipset) await restoreIpset(ipset.input);
         if (payload.kind === 'full' || payload.length > 0) await restore(counted, this.options.family, this.tools);
-        if (ipset) await restoreIpset(ipset.after);
       } catch (e) {
         plan.abort();
         throw e;

@@ -1,12 +1,12 @@
 import type { IPFamily } from '../../model/ip.js';
 import { KUBE_LOOP_BACK, KUBE_LOOP_BACK_NEXT } from './skeleton.js';
 
-/** `ipset restore -exist` inputs around one iptables-restore: adds go first, deletes after. */
+/**
+ * The `ipset restore -exist` input of one sync, run before its iptables payload so rules never name a missing
+ * set or DNAT to an endpoint the set lacks. (Deletions wait for the next sync: see LoopbackSet.planPartial.)
+ */
 export interface IpsetPlan {
-  /** Run before the iptables payload, so rules never name a missing set or miss a new endpoint. */
-  readonly before: string;
-  /** Run after it, once no rule needs the removed entries. */
-  readonly after: string;
+  readonly input: string;
 }
 
 /** Large enough for 100,000 endpoints with room; the kernel allocates as entries arrive. */
@@ -25,6 +25,8 @@ export class LoopbackSet {
   private readonly wanted = new Map<string, number>();
   private applied = new Set<string>();
   private readonly dirty = new Set<string>();
+  /** In the kernel's set, but no longer in any rule the kernel holds: deleted by the next partial sync. */
+  private readonly retired = new Set<string>();
 
   constructor(private readonly family: IPFamily) {}
 
@@ -50,38 +52,42 @@ export class LoopbackSet {
     const snapshot = new Set(this.wanted.keys());
     const covered = [...this.dirty];
     return {
-      plan: { before: lines.join(''), after: '' },
+      plan: { input: lines.join('') },
       commit: () => {
         this.applied = snapshot;
+        this.retired.clear();
         for (const e of covered) this.dirty.delete(e);
       },
     };
   }
 
-  /** Only the entries whose presence changed; undefined when none did. */
+  /**
+   * Entries that became wanted go in before the rules that DNAT to them. Entries no rule needs any more are
+   * deleted one sync later, with that sync's adds: an entry nothing DNATs to matches no new flow, so leaving it
+   * a little longer is harmless, and a sync then runs one ipset process instead of two. Undefined when no
+   * entry changes.
+   */
   planPartial(): { plan: IpsetPlan; commit: () => void } | undefined {
     const adds: string[] = [];
-    const dels: string[] = [];
     const covered = [...this.dirty];
-    for (const e of covered) {
-      const want = this.wanted.has(e);
-      if (want && !this.applied.has(e)) adds.push(e);
-      else if (!want && this.applied.has(e)) dels.push(e);
-    }
+    for (const e of covered) if (this.wanted.has(e) && !this.applied.has(e)) adds.push(e);
+    const dels = [...this.retired].filter((e) => !this.wanted.has(e) && this.applied.has(e));
     const commit = (): void => {
       for (const e of adds) this.applied.add(e);
       for (const e of dels) this.applied.delete(e);
-      for (const e of covered) this.dirty.delete(e);
+      this.retired.clear();
+      // Removed from the rules by this sync: deletable from the next one on.
+      for (const e of covered) {
+        this.dirty.delete(e);
+        if (!this.wanted.has(e) && this.applied.has(e)) this.retired.add(e);
+      }
     };
     if (adds.length + dels.length === 0) {
       commit();
       return undefined;
     }
     return {
-      plan: {
-        before: adds.map((e) => `add ${KUBE_LOOP_BACK} ${e}\n`).join(''),
-        after: dels.map((e) => `del ${KUBE_LOOP_BACK} ${e}\n`).join(''),
-      },
+      plan: { input: [...adds.map((e) => `add ${KUBE_LOOP_BACK} ${e}\n`), ...dels.map((e) => `del ${KUBE_LOOP_BACK} ${e}\n`)].join('') },
       commit,
     };
   }
@@ -93,10 +99,5 @@ export class LoopbackSet {
 
 /** An ipset plan as `#` lines, so a printed payload stays valid iptables-restore input (dry run, `compile`). */
 export function ipsetPlanAsComments(plan: IpsetPlan): string {
-  const section = (label: string, text: string): string =>
-    text === '' ? '' : `# ${label}\n${text.replace(/^(?=.)/gm, '# ')}`;
-  return (
-    section('ipset restore -exist, before iptables-restore:', plan.before) +
-    section('ipset restore -exist, after iptables-restore:', plan.after)
-  );
+  return `# ipset restore -exist, before iptables-restore:\n${plan.input.replace(/^(?=.)/gm, '# ')}`;
 }

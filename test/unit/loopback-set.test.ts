@@ -1,0 +1,75 @@
+// The flat layout's KUBE-LOOP-BACK bookkeeping: shared entries, adds before the rules, deferred deletes.
+import { describe, expect, it } from 'vitest';
+import { LoopbackSet } from '../../src/backends/iptables/loopback-set.js';
+import { endpointSlice, service } from '../support/objects.js';
+import { compilerFor, load } from '../support/compile.js';
+
+const A = '10.244.1.2,tcp:8080,10.244.1.2';
+const B = '10.244.1.3,tcp:8080,10.244.1.3';
+
+describe('LoopbackSet', () => {
+  it('fills a fresh set aside and swaps it in on a full sync', () => {
+    const set = new LoopbackSet('IPv4');
+    set.replace([], [A, B]);
+    const full = set.planFull();
+    expect(full.plan.input.split('\n')).toEqual([
+      'create KUBE-LOOP-BACK-NEXT hash:ip,port,ip family inet hashsize 1024 maxelem 1048576',
+      'flush KUBE-LOOP-BACK-NEXT',
+      `add KUBE-LOOP-BACK-NEXT ${A}`,
+      `add KUBE-LOOP-BACK-NEXT ${B}`,
+      'create KUBE-LOOP-BACK hash:ip,port,ip family inet hashsize 1024 maxelem 1048576',
+      'swap KUBE-LOOP-BACK-NEXT KUBE-LOOP-BACK',
+      'destroy KUBE-LOOP-BACK-NEXT',
+      '',
+    ]);
+    full.commit();
+    expect(set.planPartial()).toBeUndefined();
+  });
+
+  it('adds at once, deletes one sync later, and keeps an entry two Services share until both let go', () => {
+    const set = new LoopbackSet('IPv4');
+    set.replace([], [A]); // Service 1
+    set.planFull().commit();
+
+    set.replace([], [A, B]); // Service 2 shares A
+    const p1 = set.planPartial()!;
+    expect(p1.plan.input).toBe(`add KUBE-LOOP-BACK ${B}\n`);
+    p1.commit();
+
+    set.replace([A], []); // Service 1 goes; Service 2 still DNATs to A
+    expect(set.planPartial()).toBeUndefined();
+
+    set.replace([A, B], [B]); // Service 2 drops A: A leaves the rules now, the set next time
+    const p2 = set.planPartial();
+    expect(p2).toBeUndefined();
+
+    set.replace([B], [B, '10.244.1.4,udp:53,10.244.1.4']);
+    const p3 = set.planPartial()!;
+    expect(p3.plan.input).toBe(`add KUBE-LOOP-BACK 10.244.1.4,udp:53,10.244.1.4\ndel KUBE-LOOP-BACK ${A}\n`);
+    p3.commit();
+    expect(set.size).toBe(2);
+  });
+
+  it('keeps changes pending when a sync is not committed', () => {
+    const set = new LoopbackSet('IPv4');
+    set.planFull().commit();
+    set.replace([], [A]);
+    expect(set.planPartial()!.plan.input).toBe(`add KUBE-LOOP-BACK ${A}\n`);
+    // Not committed (the restore failed): the next plan carries it again.
+    expect(set.planPartial()!.plan.input).toBe(`add KUBE-LOOP-BACK ${A}\n`);
+  });
+
+  it('is fed by the flat compiler only, with one entry per endpoint DNATed from a policy chain', () => {
+    const objects = [
+      service({ name: 'web', clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80, targetPort: 8080 }] }),
+      endpointSlice({ name: 'web-1', service: 'web', ports: [{ name: 'http', port: 8080 }], endpoints: [{ ip: '10.244.1.2' }, { ip: '10.244.1.3' }] }),
+    ];
+    const flat = compilerFor(load(objects), { layout: 'flat' }).planFull();
+    expect(flat.ipset?.input).toContain(`add KUBE-LOOP-BACK-NEXT ${A}\nadd KUBE-LOOP-BACK-NEXT ${B}\n`);
+    expect(flat.payload.text).toContain('-p tcp -j DNAT --to-destination 10.244.1.3:8080');
+    expect(flat.payload.text).not.toContain('KUBE-SEP-');
+    const classic = compilerFor(load(objects)).planFull();
+    expect(classic.ipset).toBeUndefined();
+    expect(classic.payload.text).not.toContain('KUBE-LOOP-BACK');
+  });
+});
