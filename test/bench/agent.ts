@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { IPTABLES_MODE_ENV } from '../../src/backends/iptables/mode.js';
+import { IPTABLES_LAYOUTS, type IptablesLayout } from '../../src/backends/iptables/options.js';
 import { Agent, ApiFixture } from '../kernel/agent-harness.js';
 import { CLUSTER_CIDR, NODE_NAME, TempFiles } from '../kernel/helpers.js';
 import { type Lab, createLab, emptyTablesRules, requireKernelTestPrereqs } from '../kernel/lab/index.js';
@@ -24,6 +25,8 @@ export interface AgentBenchOptions {
   readonly runtimes: readonly Runtime[];
   /** `auto` lets the agent detect (nft on an empty node); otherwise SWITCHBOARD_IPTABLES_MODE is set for it. */
   readonly iptablesModes: readonly ModeChoice[];
+  /** --iptables-layout for every agent run. */
+  readonly layout: IptablesLayout;
   /** Agent start to first full sync; 10,000 Services may take a minute on a slow machine. */
   readonly initialSyncTimeoutMs: number;
   /** One flip must show in packets within this. */
@@ -64,6 +67,7 @@ export interface ToolTiming {
 
 export interface RunResult {
   readonly runtime: Runtime;
+  readonly layout: IptablesLayout;
   readonly modeChoice: ModeChoice;
   readonly entry: string;
   readonly services: number;
@@ -101,6 +105,12 @@ function positiveInt(text: string, flag: string): number {
   return n;
 }
 
+function parseLayout(text: string): IptablesLayout {
+  const layout = IPTABLES_LAYOUTS.find((l) => l === text);
+  if (layout === undefined) throw new Error(`--agent-layout: ${JSON.stringify(text)} is not one of ${IPTABLES_LAYOUTS.join(', ')}`);
+  return layout;
+}
+
 /** Reads only the agent flags; the rest of `npm run bench`'s flags (--services, --rounds...) are the compile bench's. */
 export function parseAgentBenchArgs(argv: readonly string[]): AgentBenchOptions {
   const sizes = (flagValue(argv, 'agent-sizes') ?? '1000,10000').split(',').map((s) => positiveInt(s.trim(), 'agent-sizes'));
@@ -120,6 +130,7 @@ export function parseAgentBenchArgs(argv: readonly string[]): AgentBenchOptions 
     rounds: positiveInt(flagValue(argv, 'agent-rounds') ?? '20', 'agent-rounds'),
     runtimes,
     iptablesModes: modes,
+    layout: parseLayout(flagValue(argv, 'agent-layout') ?? 'kube-proxy'),
     // Generous for 10,000 Services in legacy mode (about 10 s here); nft's full restore is far slower (see the report).
     initialSyncTimeoutMs: 1000 * positiveInt(flagValue(argv, 'agent-initial-sync-timeout') ?? '180', 'agent-initial-sync-timeout'),
     flipTimeoutMs: 30_000,
@@ -328,10 +339,12 @@ async function resetBothModes(lab: Lab): Promise<void> {
   }
 }
 
-function startAgent(lab: Lab, api: ApiFixture, entry: string): Agent {
+function startAgent(lab: Lab, api: ApiFixture, entry: string, layout: IptablesLayout): Agent {
   return new Agent(lab.nodeNs, [
     entry,
     'run',
+    '--iptables-layout',
+    layout,
     '--kubeconfig',
     api.kubeconfigPath,
     '--node-name',
@@ -367,7 +380,7 @@ async function measureRun(lab: Lab, api: ApiFixture, runtime: Runtime, modeChoic
   // Each run starts from pod A, so the first flip goes to B.
   api.server.apply(probeSlice(A.ip));
   const started = Date.now();
-  const agent = startAgent(lab, api, entry);
+  const agent = startAgent(lab, api, entry, opts.layout);
   let exited = false;
   void agent.exitCode.then(() => {
     exited = true;
@@ -415,6 +428,7 @@ async function measureRun(lab: Lab, api: ApiFixture, runtime: Runtime, modeChoic
     const memoryAfterRounds = readMemory(pid);
     const tools = withTools ? await toolTimings(lab, iptablesMode, services) : [];
     return {
+      layout: opts.layout,
       runtime,
       modeChoice,
       entry,
@@ -523,7 +537,7 @@ export function formatRun(r: RunResult): string {
   const synced = r.rounds.filter((x): x is Round & { sync: SyncRecord } => x.sync !== undefined);
   const syncMs = synced.map((x) => x.sync.durationMs);
   const lines = [
-    `Agent ${r.runtime} (${r.entry.slice(root.length)}), ${r.services} services x ${r.endpointsPerService} endpoints, iptables ${r.iptablesMode} (${r.modeChoice === 'auto' ? 'detected' : 'forced'}):`,
+    `Agent ${r.runtime} (${r.entry.slice(root.length)}), ${r.services} services x ${r.endpointsPerService} endpoints, iptables ${r.iptablesMode} (${r.modeChoice === 'auto' ? 'detected' : 'forced'}), ${r.layout} layout:`,
     `  start -> initial list ${r.initialListMs} ms; start -> first full sync applied ${r.firstFullSyncMs} ms (that sync: ${f1(r.firstFullSync.durationMs)} ms, ${r.firstFullSync.bytes ?? '?'} bytes)`,
     `  memory after first full sync: VmRSS ${r.memoryAfterFullSync.rssMB} MB, VmHWM ${r.memoryAfterFullSync.hwmMB} MB; after ${r.rounds.length} flips: VmRSS ${r.memoryAfterRounds.rssMB} MB, VmHWM ${r.memoryAfterRounds.hwmMB} MB   target: <= 250 MB`,
     `  programming latency (apply -> new pod answers): median ${percentile(lat, 50)} ms, p90 ${percentile(lat, 90)} ms, max ${Math.max(...lat)} ms over ${lat.length} flips   target: median <= 100 ms at 10,000`,

@@ -13,6 +13,7 @@ export const BRIDGE_PORT = 16443;
 export const HEALTHZ_PORT = 10256;
 export const METRICS_PORT = 10249;
 
+
 function launch(ns: string, args: readonly string[]) {
   return execa('ip', ['netns', 'exec', ns, process.execPath, ...args], { buffer: false, reject: false, stdin: 'ignore', cleanup: true });
 }

@@ -1,16 +1,31 @@
 // The flat layout's KUBE-LOOP-BACK bookkeeping: shared entries, adds before the rules, deferred deletes.
 import { describe, expect, it } from 'vitest';
-import { LoopbackSet } from '../../src/backends/iptables/loopback-set.js';
+import { LoopbackSet, loopbackEntry, loopbackKey } from '../../src/backends/iptables/loopback-set.js';
 import { endpointSlice, service } from '../support/objects.js';
 import { compilerFor, load } from '../support/compile.js';
 
 const A = '10.244.1.2,tcp:8080,10.244.1.2';
 const B = '10.244.1.3,tcp:8080,10.244.1.3';
+const keyA = loopbackKey('10.244.1.2', 'tcp', 8080);
+const keyB = loopbackKey('10.244.1.3', 'tcp', 8080);
+const keyC = loopbackKey('10.244.1.4', 'udp', 53);
+
+describe('loopbackKey', () => {
+  it('packs an IPv4 member into a number and prints it back as ipset does', () => {
+    expect(typeof keyA).toBe('number');
+    expect(loopbackEntry(keyA)).toBe(A);
+    expect(loopbackEntry(loopbackKey('255.255.255.255', 'sctp', 65535))).toBe('255.255.255.255,sctp:65535,255.255.255.255');
+    expect(loopbackEntry(loopbackKey('0.0.0.1', 'udp', 1))).toBe('0.0.0.1,udp:1,0.0.0.1');
+    expect(loopbackKey('10.0.0.1', 'tcp', 80)).not.toBe(loopbackKey('10.0.0.1', 'udp', 80));
+    // Anything else (IPv6) stays a string.
+    expect(loopbackKey('fd00::1', 'tcp', 80)).toBe('fd00::1,tcp:80,fd00::1');
+  });
+});
 
 describe('LoopbackSet', () => {
   it('fills a fresh set aside and swaps it in on a full sync', () => {
     const set = new LoopbackSet('IPv4');
-    set.replace([], [A, B]);
+    set.replace([], [keyA, keyB]);
     const full = set.planFull();
     expect(full.plan.input.split('\n')).toEqual([
       'create KUBE-LOOP-BACK-NEXT hash:ip,port,ip family inet hashsize 1024 maxelem 1048576',
@@ -28,22 +43,22 @@ describe('LoopbackSet', () => {
 
   it('adds at once, deletes one sync later, and keeps an entry two Services share until both let go', () => {
     const set = new LoopbackSet('IPv4');
-    set.replace([], [A]); // Service 1
+    set.replace([], [keyA]); // Service 1
     set.planFull().commit();
 
-    set.replace([], [A, B]); // Service 2 shares A
+    set.replace([], [keyA, keyB]); // Service 2 shares A
     const p1 = set.planPartial()!;
     expect(p1.plan.input).toBe(`add KUBE-LOOP-BACK ${B}\n`);
     p1.commit();
 
-    set.replace([A], []); // Service 1 goes; Service 2 still DNATs to A
+    set.replace([keyA], []); // Service 1 goes; Service 2 still DNATs to A
     expect(set.planPartial()).toBeUndefined();
 
-    set.replace([A, B], [B]); // Service 2 drops A: A leaves the rules now, the set next time
+    set.replace([keyA, keyB], [keyB]); // Service 2 drops A: A leaves the rules now, the set next time
     const p2 = set.planPartial();
     expect(p2).toBeUndefined();
 
-    set.replace([B], [B, '10.244.1.4,udp:53,10.244.1.4']);
+    set.replace([keyB], [keyB, keyC]);
     const p3 = set.planPartial()!;
     expect(p3.plan.input).toBe(`add KUBE-LOOP-BACK 10.244.1.4,udp:53,10.244.1.4\ndel KUBE-LOOP-BACK ${A}\n`);
     p3.commit();
@@ -53,7 +68,7 @@ describe('LoopbackSet', () => {
   it('keeps changes pending when a sync is not committed', () => {
     const set = new LoopbackSet('IPv4');
     set.planFull().commit();
-    set.replace([], [A]);
+    set.replace([], [keyA]);
     expect(set.planPartial()!.plan.input).toBe(`add KUBE-LOOP-BACK ${A}\n`);
     // Not committed (the restore failed): the next plan carries it again.
     expect(set.planPartial()!.plan.input).toBe(`add KUBE-LOOP-BACK ${A}\n`);

@@ -2,6 +2,7 @@ import { categorizeEndpoints } from '../../model/categorize.js';
 import type { Endpoint, Service, ServiceKey, ServicePortSpec } from '../../model/types.js';
 import { servicePortNameString } from '../../model/types.js';
 import { ChainTable, type EndpointChainStyle } from './chain-table.js';
+import { type LoopbackKey, loopbackKey } from './loopback-set.js';
 import { endpointChain, servicePortChains } from './names.js';
 import type { IptablesOptions } from './options.js';
 import { probability } from './probability.js';
@@ -22,10 +23,10 @@ export interface ServiceFragment {
   /** nat rules in the Service's own chains plus its KUBE-SERVICES rules, for metrics and the README's counts. */
   readonly natRuleCount: number;
   /**
-   * Flat layout: the KUBE-LOOP-BACK entries (`ip,proto:port,ip`) of the endpoints this Service DNATs to
+   * Flat layout: the KUBE-LOOP-BACK members (`ip,proto:port,ip`) of the endpoints this Service DNATs to
    * straight from its policy chains, so KUBE-POSTROUTING can masquerade a pod reaching itself. Empty otherwise.
    */
-  readonly loopback: readonly string[];
+  readonly loopback: readonly LoopbackKey[];
 }
 
 /** A service port with its merged endpoints, ready to render. */
@@ -49,7 +50,7 @@ export function renderServiceFragment(
   const natChains = new ChainTable();
   const natServiceRules: string[] = [];
   const filterServiceRules: string[] = [];
-  const loopback: string[] = [];
+  const loopback: LoopbackKey[] = [];
   let natRuleCount = 0;
   if (clusterIP === undefined) return { key: service.key, natChains, natServiceRules, filterServiceRules, natRuleCount, loopback };
   // Affinity needs a chain per endpoint for its `recent` list, so those Services keep kube-proxy's layout.
@@ -125,18 +126,13 @@ export function renderServiceFragment(
       proto,
     };
     for (const ep of sel.allReachable) {
-      if (flat) loopback.push(loopbackEntry(ep, proto));
+      if (flat) loopback.push(loopbackKey(ep.ip, proto, ep.port));
       else natChains.setEndpoint(epChainName(ep), style, ep.ip, ep.port);
     }
   }
   natRuleCount += natChains.ruleCount(countLines);
   natRuleCount += natServiceRules.length;
   return { key: service.key, natChains, natServiceRules, filterServiceRules, natRuleCount, loopback };
-}
-
-/** A hash:ip,port,ip member matching traffic from the endpoint to itself (dst,dst,src), as ipset prints it. */
-export function loopbackEntry(ep: Endpoint, proto: string): string {
-  return `${ep.ip},${proto}:${ep.port},${ep.ip}`;
 }
 
 export function countLines(text: string): number {

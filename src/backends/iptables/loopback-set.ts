@@ -16,84 +16,126 @@ function createLine(name: string, family: IPFamily): string {
   return `create ${name} hash:ip,port,ip family ${family === 'IPv4' ? 'inet' : 'inet6'} hashsize 1024 maxelem ${MAX_ELEMENTS}\n`;
 }
 
+const PROTOCOLS = ['tcp', 'udp', 'sctp'];
+const IP_SHIFT = 2 ** 19; // 16 bits of port and 3 of protocol below the address
+
 /**
- * The flat layout's KUBE-LOOP-BACK members: wanted (with a count, since Services can share an endpoint ip:port)
- * and applied (what the kernel holds), with the entries that changed since the last commit. Pure, like the
- * compiler that owns it.
+ * One KUBE-LOOP-BACK member (endpoint ip, proto:port, ip). IPv4 members are packed into one number (address,
+ * port, protocol: 51 bits), since 100,000 of them as strings, in several maps, cost the agent some 25 MB.
+ */
+export type LoopbackKey = number | string;
+
+export function loopbackKey(ip: string, proto: string, port: number): LoopbackKey {
+  const octets = ip.split('.');
+  const p = PROTOCOLS.indexOf(proto);
+  if (octets.length !== 4 || p < 0) return `${ip},${proto}:${port},${ip}`;
+  const address = ((Number(octets[0]) << 24) | (Number(octets[1]) << 16) | (Number(octets[2]) << 8) | Number(octets[3])) >>> 0;
+  return address * IP_SHIFT + port * 8 + p;
+}
+
+/** The member as ipset prints and parses it. */
+export function loopbackEntry(key: LoopbackKey): string {
+  if (typeof key === 'string') return key;
+  const address = Math.floor(key / IP_SHIFT);
+  const ip = [address >>> 24, (address >>> 16) & 255, (address >>> 8) & 255, address & 255].join('.');
+  const rest = key % IP_SHIFT;
+  return `${ip},${PROTOCOLS[rest % 8]}:${Math.floor(rest / 8)},${ip}`;
+}
+
+/**
+ * The flat layout's KUBE-LOOP-BACK members: how many Services want each (Services can share an endpoint
+ * ip:port) and whether the kernel holds it, packed in one map as count * 2 + held; and the members changed
+ * since the last commit. Pure, like the compiler that owns it.
  */
 export class LoopbackSet {
-  private readonly wanted = new Map<string, number>();
-  private applied = new Set<string>();
-  private readonly dirty = new Set<string>();
-  /** In the kernel's set, but no longer in any rule the kernel holds: deleted by the next partial sync. */
-  private readonly retired = new Set<string>();
+  private readonly members = new Map<LoopbackKey, number>();
+  private readonly dirty = new Set<LoopbackKey>();
+  /** Held, but no longer in any rule the kernel holds: deleted by the next partial sync. */
+  private readonly retired = new Set<LoopbackKey>();
 
   constructor(private readonly family: IPFamily) {}
 
-  /** One Service's entries went from `before` to `after`. */
-  replace(before: readonly string[] = [], after: readonly string[] = []): void {
-    for (const e of before) {
-      const n = (this.wanted.get(e) ?? 0) - 1;
-      if (n > 0) this.wanted.set(e, n);
-      else this.wanted.delete(e);
-      this.dirty.add(e);
+  private wanted(k: LoopbackKey): boolean {
+    return (this.members.get(k) ?? 0) >= 2;
+  }
+
+  private held(k: LoopbackKey): boolean {
+    return ((this.members.get(k) ?? 0) & 1) === 1;
+  }
+
+  private update(k: LoopbackKey, v: number): void {
+    if (v === 0) this.members.delete(k);
+    else this.members.set(k, v);
+  }
+
+  /** One Service's members went from `before` to `after`. */
+  replace(before: readonly LoopbackKey[] = [], after: readonly LoopbackKey[] = []): void {
+    for (const k of before) {
+      this.update(k, Math.max(0, (this.members.get(k) ?? 0) - 2));
+      this.dirty.add(k);
     }
-    for (const e of after) {
-      this.wanted.set(e, (this.wanted.get(e) ?? 0) + 1);
-      this.dirty.add(e);
+    for (const k of after) {
+      this.update(k, (this.members.get(k) ?? 0) + 2);
+      this.dirty.add(k);
     }
   }
 
   /** The whole set, filled aside and swapped in atomically, whatever the kernel held. */
   planFull(): { plan: IpsetPlan; commit: () => void } {
     const lines = [createLine(KUBE_LOOP_BACK_NEXT, this.family), `flush ${KUBE_LOOP_BACK_NEXT}\n`];
-    for (const e of this.wanted.keys()) lines.push(`add ${KUBE_LOOP_BACK_NEXT} ${e}\n`);
+    const snapshot: LoopbackKey[] = [];
+    for (const [k, v] of this.members) {
+      if (v < 2) continue;
+      snapshot.push(k);
+      lines.push(`add ${KUBE_LOOP_BACK_NEXT} ${loopbackEntry(k)}\n`);
+    }
     lines.push(createLine(KUBE_LOOP_BACK, this.family), `swap ${KUBE_LOOP_BACK_NEXT} ${KUBE_LOOP_BACK}\n`, `destroy ${KUBE_LOOP_BACK_NEXT}\n`);
-    const snapshot = new Set(this.wanted.keys());
     const covered = [...this.dirty];
     return {
       plan: { input: lines.join('') },
       commit: () => {
-        this.applied = snapshot;
+        // The kernel now holds exactly the snapshot.
+        for (const [k, v] of this.members) this.update(k, v & ~1);
+        for (const k of snapshot) this.update(k, (this.members.get(k) ?? 0) | 1);
         this.retired.clear();
-        for (const e of covered) this.dirty.delete(e);
+        for (const k of covered) this.dirty.delete(k);
       },
     };
   }
 
   /**
-   * Entries that became wanted go in before the rules that DNAT to them. Entries no rule needs any more are
-   * deleted one sync later, with that sync's adds: an entry nothing DNATs to matches no new flow, so leaving it
+   * Members that became wanted go in before the rules that DNAT to them. Members no rule needs any more are
+   * deleted one sync later, with that sync's adds: a member nothing DNATs to matches no new flow, so leaving it
    * a little longer is harmless, and a sync then runs one ipset process instead of two. Undefined when no
-   * entry changes.
+   * member changes.
    */
   planPartial(): { plan: IpsetPlan; commit: () => void } | undefined {
-    const adds: string[] = [];
     const covered = [...this.dirty];
-    for (const e of covered) if (this.wanted.has(e) && !this.applied.has(e)) adds.push(e);
-    const dels = [...this.retired].filter((e) => !this.wanted.has(e) && this.applied.has(e));
+    const adds = covered.filter((k) => this.wanted(k) && !this.held(k));
+    const dels = [...this.retired].filter((k) => !this.wanted(k) && this.held(k));
     const commit = (): void => {
-      for (const e of adds) this.applied.add(e);
-      for (const e of dels) this.applied.delete(e);
+      for (const k of adds) this.update(k, (this.members.get(k) ?? 0) | 1);
+      for (const k of dels) this.update(k, (this.members.get(k) ?? 0) & ~1);
       this.retired.clear();
       // Removed from the rules by this sync: deletable from the next one on.
-      for (const e of covered) {
-        this.dirty.delete(e);
-        if (!this.wanted.has(e) && this.applied.has(e)) this.retired.add(e);
+      for (const k of covered) {
+        this.dirty.delete(k);
+        if (!this.wanted(k) && this.held(k)) this.retired.add(k);
       }
     };
     if (adds.length + dels.length === 0) {
       commit();
       return undefined;
     }
-    return {
-      plan: { input: [...adds.map((e) => `add ${KUBE_LOOP_BACK} ${e}\n`), ...dels.map((e) => `del ${KUBE_LOOP_BACK} ${e}\n`)].join('') },
-      commit,
-    };
+    const line = (op: string) => (k: LoopbackKey) => `${op} ${KUBE_LOOP_BACK} ${loopbackEntry(k)}\n`;
+    return { plan: { input: [...adds.map(line('add')), ...dels.map(line('del'))].join('') }, commit };
   }
 
+  /** Members wanted by at least one Service. */
   get size(): number {
-    return this.wanted.size;
+    let n = 0;
+    for (const v of this.members.values()) if (v >= 2) n++;
+    return n;
   }
 }
 
