@@ -19,6 +19,12 @@ const io = {
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
+/** One definition for `compile` and `run`, which must agree on it. */
+const iptablesLayoutOption = () =>
+  new Option('--iptables-layout <layout>', "iptables rules: kube-proxy's chains, or flat (DNAT in the Service chain; needs ipset)")
+    .choices(IPTABLES_LAYOUTS)
+    .default('kube-proxy' as const);
+
 const program = new Command()
   .name('switchboard')
   .description('A kube-proxy replacement: Services and EndpointSlices in, kernel rules out.')
@@ -35,11 +41,7 @@ program
   .option('--node-ip <ip>', "this node's primary IP")
   .option('--cluster-cidr <cidrs>', 'pod CIDR(s), comma separated, at most one per family: traffic from outside is masqueraded')
   .option('--masquerade-all', 'masquerade all traffic to Service IPs', false)
-  .addOption(
-    new Option('--iptables-layout <layout>', 'iptables rules: kube-proxy\'s chains, or flat (DNAT in the Service chain; needs ipset)')
-      .choices(IPTABLES_LAYOUTS)
-      .default('kube-proxy' as const),
-  )
+  .addOption(iptablesLayoutOption())
   .action(async (opts) => {
     const config = buildProxyConfig(opts);
     process.exitCode = await runCompile({ config, files: opts.filename, apply: opts.apply }, io);
@@ -68,11 +70,7 @@ program
   .option('--node-ip <ip>', "this node's primary IP")
   .option('--cluster-cidr <cidrs>', 'pod CIDR(s), comma separated, at most one per family: traffic from outside is masqueraded')
   .option('--masquerade-all', 'masquerade all traffic to Service IPs', false)
-  .addOption(
-    new Option('--iptables-layout <layout>', 'iptables rules: kube-proxy\'s chains, or flat (DNAT in the Service chain; needs ipset)')
-      .choices(IPTABLES_LAYOUTS)
-      .default('kube-proxy' as const),
-  )
+  .addOption(iptablesLayoutOption())
   .option('--min-sync-period <duration>', 'coalesce changes: at most one sync per this period (0: sync at once)', '1s')
   .option('--sync-period <duration>', 'full sync at least this often; health fails when a change waits twice this', '30s')
   .option('--healthz-bind-address <ip:port>', "/healthz and /livez ('' disables)", '0.0.0.0:10256')
