@@ -1,10 +1,6 @@
 import { ApplyError, conntrackTcpBeLiberal, defaultIptablesTools } from '../backends/iptables/apply.js';
 import { IptablesBackend } from '../backends/iptables/backend.js';
-import { IptablesCompiler } from '../backends/iptables/compiler.js';
-import { EMPTY_LIVE_RULES } from '../backends/iptables/live-state.js';
 import { detectIptablesMode, iptablesCommands, maxChainsPerTransaction } from '../backends/iptables/mode.js';
-import { ipsetPlanAsComments } from '../backends/iptables/loopback-set.js';
-import { batches } from '../backends/iptables/payload.js';
 import { defaultIptablesOptions } from '../backends/iptables/options.js';
 import { type ProxyConfig, UsageError } from '../config.js';
 import { readManifests } from '../sources/manifests.js';
@@ -43,12 +39,13 @@ export async function runCompile(req: CompileRequest, io: Io): Promise<number> {
     ...(mode === undefined ? {} : { maxChainsPerTransaction: maxChainsPerTransaction(mode.mode) }),
     layout: req.config.iptablesLayout,
   });
+  // The agent's own backend: printing shows its dry-run full sync, applying leaves the namespace as its full sync would.
+  const backend = new IptablesBackend(options, tools);
+  backend.update(loaded.state, loaded.state.takeChanges());
   if (!req.apply) {
-    const compiler = new IptablesCompiler(options);
-    compiler.update(loaded.state, loaded.state.takeChanges());
-    const plan = compiler.planFull(EMPTY_LIVE_RULES);
-    if (plan.ipset) io.stdout(ipsetPlanAsComments(plan.ipset));
-    for (const text of batches(plan.payload.chunks)) io.stdout(text);
+    await backend.sync(true, (payload) => {
+      for (const text of payload) io.stdout(text);
+    });
     for (const e of errors) io.stderr(`error: ${e}\n`);
     return errors.length > 0 ? 2 : 0;
   }
@@ -57,9 +54,6 @@ export async function runCompile(req: CompileRequest, io: Io): Promise<number> {
     io.stderr(`error: nothing applied: fix the ${errors.length} error(s) above first\n`);
     return 2;
   }
-  // The agent's own backend, so the namespace ends up exactly as its full sync would leave it.
-  const backend = new IptablesBackend(options, tools);
-  backend.update(loaded.state, loaded.state.takeChanges());
   try {
     const outcome = await backend.sync(true);
     io.stderr(

@@ -60,7 +60,13 @@ export class IptablesBackend implements ProxyBackend {
     };
     const { ipset } = plan;
     if (print) {
-      print(ipset ? [ipsetPlanAsComments(ipset), ...batches(counted)] : batches(counted));
+      // Streamed like a restore: a 10,000-Service payload is never joined into one piece.
+      print(
+        (function* () {
+          if (ipset) yield ipsetPlanAsComments(ipset);
+          yield* batches(counted);
+        })(),
+      );
     } else {
       try {
         if (ipset) await restoreIpset(ipset.input);
