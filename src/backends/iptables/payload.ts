@@ -85,8 +85,8 @@ export function planFull(fragments: readonly ServiceFragment[], opts: IptablesOp
   const stale = [...liveNat].filter((c) => isPerServiceChain(c) && !wanted.has(c)).sort();
   const held = heldVerbatim(fragments, opts, live);
   /** The chains this sync writes: all wanted ones except those the kernel already holds verbatim. */
-  const written = (f: ServiceFragment): Iterable<[string, string]> =>
-    held.size === 0 ? f.natChains : [...f.natChains].filter(([name]) => !held.has(name));
+  const written = (f: ServiceFragment): Iterable<string> =>
+    held.size === 0 ? f.natChains.keys() : [...f.natChains.keys()].filter((name) => !held.has(name));
 
   const filterFixed = fixedRules('filter', opts);
   for (const rule of filterFixed) filter.push(`${rule}\n`);
@@ -118,12 +118,16 @@ export function planFull(fragments: readonly ServiceFragment[], opts: IptablesOp
       // One atomic transaction, as kube-proxy writes it.
       yield '*nat\n';
       for (const name of FIXED_CHAINS.nat) yield chainLine(name);
-      for (const f of fragments) for (const [name] of written(f)) yield chainLine(name);
+      for (const f of fragments) for (const name of written(f)) yield chainLine(name);
       for (const name of stale) yield chainLine(name);
       const shared: string[] = [];
       natShared(shared);
       yield* shared;
-      for (const f of fragments) for (const [, body] of written(f)) yield body;
+      // Endpoint chains are rendered here, once: by name lookup only when some chains are skipped.
+      for (const f of fragments) {
+        if (held.size === 0) yield* f.natChains.values();
+        else for (const name of written(f)) yield f.natChains.get(name)!;
+      }
       for (const name of stale) yield `-X ${name}\n`;
       yield* natJumps;
       yield 'COMMIT\n';
@@ -153,7 +157,7 @@ export function planFull(fragments: readonly ServiceFragment[], opts: IptablesOp
  */
 function* batchedNat(
   fragments: readonly ServiceFragment[],
-  written: (f: ServiceFragment) => Iterable<[string, string]>,
+  written: (f: ServiceFragment) => Iterable<string>,
   stale: readonly string[],
   liveNat: ReadonlySet<string>,
   natShared: (out: string[]) => void,
@@ -162,22 +166,22 @@ function* batchedNat(
 ): Generator<string> {
   const missingFixed = FIXED_CHAINS.nat.filter((c) => !liveNat.has(c));
   if (missingFixed.length > 0) yield* ['*nat\n', ...missingFixed.map(chainLine), 'COMMIT\n'];
-  let group: [string, string][][] = [];
+  let group: { f: ServiceFragment; names: string[] }[] = [];
   let chains = 0;
   function* flush(): Generator<string> {
     if (group.length === 0) return;
     yield '*nat\n';
-    for (const chainsOf of group) for (const [name] of chainsOf) yield chainLine(name);
-    for (const chainsOf of group) for (const [, body] of chainsOf) yield body;
+    for (const { names } of group) for (const name of names) yield chainLine(name);
+    for (const { f, names } of group) for (const name of names) yield f.natChains.get(name)!;
     yield 'COMMIT\n';
     group = [];
     chains = 0;
   }
   for (const f of fragments) {
-    const chainsOf = [...written(f)];
-    if (chainsOf.length === 0) continue;
-    group.push(chainsOf);
-    chains += chainsOf.length;
+    const names = [...written(f)];
+    if (names.length === 0) continue;
+    group.push({ f, names });
+    chains += names.length;
     if (chains >= limit) yield* flush();
   }
   yield* flush();
