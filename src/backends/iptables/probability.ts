@@ -17,16 +17,18 @@ function formatTenDecimals(x: number): string {
   // A tie needs an exact 11th decimal 5 and nothing after, so x must be a multiple of 2^-11.
   const scaled = x * 2048;
   if (!Number.isInteger(scaled)) return x.toFixed(10);
-  const numerator = BigInt(scaled) * 10_000_000_000n;
-  let quotient = numerator / 2048n;
-  const twiceRemainder = (numerator % 2048n) * 2n;
-  if (twiceRemainder > 2048n || (twiceRemainder === 2048n && quotient % 2n === 1n)) quotient += 1n;
-  const digits = quotient.toString().padStart(11, '0');
-  return `${digits.slice(0, -10)}.${digits.slice(-10)}`;
+  return fixedPoint(BigInt(scaled), 2048n, 10);
 }
 
-const TWO_POW_31 = 2n ** 31n;
-const TEN_POW_11 = 10n ** 11n;
+/** numerator / denominator with `decimals` digits, rounded to nearest, ties to even, in exact integer arithmetic. */
+function fixedPoint(numerator: bigint, denominator: bigint, decimals: number): string {
+  const scaled = numerator * 10n ** BigInt(decimals);
+  let quotient = scaled / denominator;
+  const twiceRemainder = (scaled % denominator) * 2n;
+  if (twiceRemainder > denominator || (twiceRemainder === denominator && quotient % 2n === 1n)) quotient += 1n;
+  const digits = quotient.toString().padStart(decimals + 1, '0');
+  return `${digits.slice(0, -decimals)}.${digits.slice(-decimals)}`;
+}
 
 /**
  * A `--probability` argument as iptables-save prints it back: the kernel keeps lround(p * 2^31), and the
@@ -35,11 +37,5 @@ const TEN_POW_11 = 10n ** 11n;
 export function savedProbability(text: string): string | undefined {
   const p = Number(text);
   if (!Number.isFinite(p) || p < 0 || p > 1) return undefined;
-  const stored = BigInt(Math.round(p * 2 ** 31));
-  const numerator = stored * TEN_POW_11;
-  let quotient = numerator / TWO_POW_31;
-  const twiceRemainder = (numerator % TWO_POW_31) * 2n;
-  if (twiceRemainder > TWO_POW_31 || (twiceRemainder === TWO_POW_31 && quotient % 2n === 1n)) quotient += 1n;
-  const digits = quotient.toString().padStart(12, '0');
-  return `${digits.slice(0, -11)}.${digits.slice(-11)}`;
+  return fixedPoint(BigInt(Math.round(p * 2 ** 31)), 2n ** 31n, 11);
 }
