@@ -4,7 +4,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { endpointSlice, service, type K8sObject } from '../support/objects.js';
 import { Agent, ApiFixture, HEALTHZ_PORT, METRICS_PORT, eventually } from './agent-harness.js';
-import { NODE_NAME, TempFiles, outcomes, requireBuiltCli } from './helpers.js';
+import { NODE_NAME, TempFiles, loopBackMembers, outcomes, requireBuiltCli } from './helpers.js';
 import { type Lab, createLab, requireKernelTestPrereqs } from './lab/index.js';
 
 const A = { name: 'a', ip: '10.244.1.2', tcpPorts: [8080] };
@@ -108,10 +108,7 @@ describe('switchboard run (end to end)', () => {
     await lab.resetNetfilter();
     agent = api.startAgent({ extraArgs: ['--iptables-layout', 'flat'] });
     await agent.ready();
-    const members = async (): Promise<string[]> => {
-      const r = await lab.exec('node', 'ipset', ['list', 'KUBE-LOOP-BACK'], { reject: false });
-      return (r.stdout.split('Members:')[1] ?? '').trim().split('\n').filter((l) => l !== '').sort();
-    };
+    const members = (): Promise<string[]> => loopBackMembers(lab);
     const entry = (ip: string): string => `${ip},tcp:8080,${ip}`;
     /** The peer address `pod` sees when it reaches itself through the ClusterIP: the node's, if masqueraded. */
     const hairpinPeer = async (pod: string): Promise<string> => {

@@ -8,6 +8,7 @@ import {
   TempFiles,
   LAYOUTS,
   applyObjects,
+  loopBackMembers,
   flushConntrack,
   outcomes,
   podsHit,
@@ -198,13 +199,11 @@ describe.each(LAYOUTS)('ClusterIP services on a real kernel (%s layout)', (layou
     expect(first).toContain('"default/empty:tcp has no endpoints"');
     // The layout under test is the one applied: endpoint chains only in kube-proxy's.
     expect(first.includes(':KUBE-SEP-')).toBe(layout === 'kube-proxy');
-    const members = async (): Promise<string> =>
-      (await lab.exec('node', 'ipset', ['list', 'KUBE-LOOP-BACK'], { reject: false })).stdout.split('Members:')[1]?.trim().split('\n').sort().join('\n') ?? '(no set)';
-    const set = await members();
+    const set = await loopBackMembers(lab);
     if (layout === 'flat') expect(set).toContain(`${A.ip},tcp:8080,${A.ip}`);
     await applyObjects(lab, files, all, { layout });
     expect(await lab.iptablesSave()).toBe(first);
-    expect(await members()).toBe(set);
+    expect(await loopBackMembers(lab)).toEqual(set);
     // And the rules still work after the re-apply.
     expect(podsHit(await lab.probe('c', { proto: 'tcp', ip: NAMED_IP, port: 80 }))).toEqual(['b']);
   });

@@ -136,6 +136,12 @@ export async function rawSave(lab: Lab): Promise<string> {
   return (await lab.exec('node', 'iptables-save', [])).stdout;
 }
 
+/** The members of the flat layout's KUBE-LOOP-BACK ipset in the node namespace, sorted; [] without the set. */
+export async function loopBackMembers(lab: Lab): Promise<string[]> {
+  const r = await lab.exec('node', 'ipset', ['list', 'KUBE-LOOP-BACK'], { reject: false });
+  return (r.stdout.split('Members:')[1] ?? '').trim().split('\n').filter((l) => l !== '').sort();
+}
+
 /** The lab and temp dir of one kernel test file; valid inside tests, after the suite's beforeAll ran. */
 export interface KernelLab {
   lab: Lab;
