@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { IPTABLES_LAYOUTS, type IptablesLayout } from './backends/iptables/options.js';
+import { DEFAULT_IPVS_SCHEDULER, IPVS_SCHEDULERS } from './backends/ipvs/options.js';
 import { type Cidr, type IPFamily, parseCidr, parseIP } from './model/ip.js';
 
 /** Bad flags or input: the CLI exits 2 with this message. */
@@ -21,6 +22,8 @@ export interface ProxyConfig {
   readonly masqueradeAll: boolean;
   /** The iptables backend's rule layout (kube-proxy's, or flat: see options.ts). */
   readonly iptablesLayout: IptablesLayout;
+  /** The IPVS backend's scheduler for every virtual server. */
+  readonly ipvsScheduler: string;
 }
 
 export interface RawProxyFlags {
@@ -30,6 +33,7 @@ export interface RawProxyFlags {
   readonly clusterCidr?: string | undefined;
   readonly masqueradeAll?: boolean | undefined;
   readonly iptablesLayout?: string | undefined;
+  readonly ipvsScheduler?: string | undefined;
 }
 
 export function buildProxyConfig(flags: RawProxyFlags, env: NodeJS.ProcessEnv = process.env): ProxyConfig {
@@ -37,8 +41,8 @@ export function buildProxyConfig(flags: RawProxyFlags, env: NodeJS.ProcessEnv = 
     throw new UsageError(`--backend: "${flags.backend}" is not one of ${BACKENDS.join(', ')}`);
   }
   const backend = flags.backend as Backend;
-  if (backend !== 'iptables') {
-    throw new UsageError(`--backend ${backend}: not implemented yet; only iptables is available in this version`);
+  if (backend === 'nftables') {
+    throw new UsageError(`--backend ${backend}: not implemented yet; iptables and ipvs are available in this version`);
   }
   let nodeIP: string | undefined;
   if (flags.nodeIp !== undefined) {
@@ -64,6 +68,10 @@ export function buildProxyConfig(flags: RawProxyFlags, env: NodeJS.ProcessEnv = 
   if (!(IPTABLES_LAYOUTS as readonly string[]).includes(layout)) {
     throw new UsageError(`--iptables-layout: "${layout}" is not one of ${IPTABLES_LAYOUTS.join(', ')}`);
   }
+  const ipvsScheduler = flags.ipvsScheduler ?? DEFAULT_IPVS_SCHEDULER;
+  if (!(IPVS_SCHEDULERS as readonly string[]).includes(ipvsScheduler)) {
+    throw new UsageError(`--ipvs-scheduler: "${ipvsScheduler}" is not one of ${IPVS_SCHEDULERS.join(', ')}`);
+  }
   return {
     backend,
     family: 'IPv4',
@@ -72,5 +80,6 @@ export function buildProxyConfig(flags: RawProxyFlags, env: NodeJS.ProcessEnv = 
     clusterCidrs,
     masqueradeAll: flags.masqueradeAll ?? false,
     iptablesLayout: layout as IptablesLayout,
+    ipvsScheduler,
   };
 }

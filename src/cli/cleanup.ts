@@ -3,6 +3,8 @@ import { ApplyError, destroyIpset, listIpsets, restore, saveAll } from '../backe
 import { KUBE_LOOP_BACK, KUBE_LOOP_BACK_NEXT } from '../backends/iptables/skeleton.js';
 import { type CleanupPlan, describeCleanup, planCleanupDetailed } from '../backends/iptables/cleanup.js';
 import type { IPFamily } from '../model/ip.js';
+import { type IpvsCleanup, cleanupIpvs } from '../backends/ipvs/cleanup.js';
+import { KUBE_CLUSTER_IP, KUBE_IPVS_IPS } from '../backends/ipvs/rules.js';
 
 export interface CleanupIo {
   stdout(text: string): void;
@@ -21,9 +23,11 @@ export interface CleanupTools {
   /** Names of all ipsets; undefined when the ipset tool is missing (so no set of ours can exist). */
   listSets(): Promise<string[] | undefined>;
   destroySet(name: string): Promise<void>;
+  /** IPVS mode's virtual servers and kube-ipvs0 (see backends/ipvs/cleanup.ts). */
+  cleanupIpvs(dryRun: boolean): Promise<IpvsCleanup>;
 }
 
-export const SYSTEM_TOOLS: CleanupTools = { save: saveAll, restore, listSets: listIpsets, destroySet: destroyIpset };
+export const SYSTEM_TOOLS: CleanupTools = { save: saveAll, restore, listSets: listIpsets, destroySet: destroyIpset, cleanupIpvs };
 
 /** The binaries of one iptables mode, so cleanup removes rules from the same backend the agent wrote them with. */
 export function modeTools(mode: IptablesMode): CleanupTools {
@@ -32,6 +36,7 @@ export function modeTools(mode: IptablesMode): CleanupTools {
     restore: (payload, family) => restore(payload, family, iptablesCommands(mode, family)),
     listSets: listIpsets,
     destroySet: destroyIpset,
+    cleanupIpvs,
   };
 }
 
@@ -81,7 +86,18 @@ export async function runCleanup(io: CleanupIo, opts: CleanupOptions = {}, tools
       failed = true;
     }
   }
-  // The flat layout's sets go last: the rules naming them are gone by now.
+  // IPVS mode's virtual servers and device: after the rules, before the sets.
+  try {
+    const ipvs = await tools.cleanupIpvs(dryRun);
+    if (ipvs.printed !== '') io.stdout(ipvs.printed);
+    summary.push(ipvs.summary);
+  } catch (e) {
+    if (!(e instanceof ApplyError)) throw e;
+    reportFailure(io, e);
+    summary.push('ipvs: failed (see above)');
+    failed = true;
+  }
+  // The sets (the flat layout's and IPVS mode's) go last: the rules naming them are gone by now.
   try {
     const sets = await tools.listSets();
     const ours = (sets ?? []).filter((name) => OUR_SETS.includes(name));
@@ -104,7 +120,7 @@ export async function runCleanup(io: CleanupIo, opts: CleanupOptions = {}, tools
   return failed ? 1 : 0;
 }
 
-const OUR_SETS: readonly string[] = [KUBE_LOOP_BACK, KUBE_LOOP_BACK_NEXT];
+const OUR_SETS: readonly string[] = [KUBE_LOOP_BACK, KUBE_LOOP_BACK_NEXT, KUBE_CLUSTER_IP, KUBE_IPVS_IPS];
 
 function reportFailure(io: CleanupIo, e: ApplyError): void {
   io.stderr(`error: ${e.message}\n`);

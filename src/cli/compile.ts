@@ -1,7 +1,5 @@
-import { ApplyError, conntrackTcpBeLiberal, defaultIptablesTools } from '../backends/iptables/apply.js';
-import { IptablesBackend } from '../backends/iptables/backend.js';
-import { detectIptablesMode, iptablesCommands, maxChainsPerTransaction } from '../backends/iptables/mode.js';
-import { defaultIptablesOptions } from '../backends/iptables/options.js';
+import { createBackend } from '../backends/factory.js';
+import { ApplyError } from '../backends/iptables/apply.js';
 import { type ProxyConfig, UsageError } from '../config.js';
 import { readManifests } from '../sources/manifests.js';
 import { type LoadedState, loadObjects } from '../sources/objects.js';
@@ -26,21 +24,8 @@ export async function runCompile(req: CompileRequest, io: Io): Promise<number> {
   if (req.files.length === 0) throw new UsageError('compile: at least one -f FILE is required (- for stdin)');
   const { loaded, errors } = await loadInput(req.files, req.config.nodeName, io);
 
-  // Applying follows the agent: the node's iptables mode (legacy or nft) and that mode's transaction size.
-  const mode = req.apply ? await detectIptablesMode() : undefined;
-  const tools = mode === undefined ? defaultIptablesTools(req.config.family) : iptablesCommands(mode.mode, req.config.family);
-  const options = defaultIptablesOptions({
-    family: req.config.family,
-    node: { name: req.config.nodeName, zone: loaded.nodeZone },
-    clusterCidr: req.config.clusterCidrs[req.config.family],
-    masqueradeAll: req.config.masqueradeAll,
-    // Printing never reads the machine, so it shows kube-proxy's default; applying follows this kernel.
-    dropInvalid: req.apply ? !(await conntrackTcpBeLiberal()) : true,
-    ...(mode === undefined ? {} : { maxChainsPerTransaction: maxChainsPerTransaction(mode.mode) }),
-    layout: req.config.iptablesLayout,
-  });
   // The agent's own backend: printing shows its dry-run full sync, applying leaves the namespace as its full sync would.
-  const backend = new IptablesBackend(options, tools);
+  const { backend } = await createBackend(req.config, { dryRun: !req.apply, nodeZone: loaded.nodeZone });
   backend.update(loaded.state, loaded.state.takeChanges());
   if (!req.apply) {
     await backend.sync(true, (payload) => {
@@ -56,8 +41,12 @@ export async function runCompile(req: CompileRequest, io: Io): Promise<number> {
   }
   try {
     const outcome = await backend.sync(true);
+    if (outcome.kind === 'none') {
+      io.stderr(`applied full sync (${backend.name}): ${backend.serviceCount} services, nothing to change\n`);
+      return 0;
+    }
     io.stderr(
-      `applied full sync: ${backend.serviceCount} services, ${outcome.ruleTotals.nat ?? 0} nat rules, ${outcome.ruleTotals.filter ?? 0} filter rules, ` +
+      `applied full sync (${backend.name}): ${backend.serviceCount} services, ${outcome.ruleTotals.nat ?? 0} nat rules, ${outcome.ruleTotals.filter ?? 0} filter rules, ` +
         `${outcome.chainsDeleted} stale chains deleted, ${outcome.bytes} bytes\n`,
     );
     return 0;

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from '@commander-js/extra-typings';
 import { IPTABLES_LAYOUTS } from '../backends/iptables/options.js';
+import { IPVS_SCHEDULERS } from '../backends/ipvs/options.js';
 import { BACKENDS, UsageError, buildProxyConfig } from '../config.js';
 import { LOG_LEVELS } from '../log.js';
 import { runCompile } from './compile.js';
@@ -25,6 +26,10 @@ const iptablesLayoutOption = () =>
     .choices(IPTABLES_LAYOUTS)
     .default('kube-proxy' as const);
 
+/** One definition for `compile` and `run`. */
+const ipvsSchedulerOption = () =>
+  new Option('--ipvs-scheduler <scheduler>', 'IPVS scheduler of every virtual server (--backend ipvs)').choices(IPVS_SCHEDULERS).default('rr' as const);
+
 const program = new Command()
   .name('switchboard')
   .description('A kube-proxy replacement: Services and EndpointSlices in, kernel rules out.')
@@ -42,6 +47,7 @@ program
   .option('--cluster-cidr <cidrs>', 'pod CIDR(s), comma separated, at most one per family: traffic from outside is masqueraded')
   .option('--masquerade-all', 'masquerade all traffic to Service IPs', false)
   .addOption(iptablesLayoutOption())
+  .addOption(ipvsSchedulerOption())
   .action(async (opts) => {
     const config = buildProxyConfig(opts);
     process.exitCode = await runCompile({ config, files: opts.filename, apply: opts.apply }, io);
@@ -49,7 +55,7 @@ program
 
 program
   .command('cleanup')
-  .description('remove every chain and rule Switchboard created (iptables, IPv4 and IPv6 when available), and nothing else')
+  .description('remove every chain, rule, ipset and IPVS virtual server Switchboard created (IPv4 and IPv6 when available), and nothing else')
   .option('--dry-run', 'print the iptables-restore payload instead of applying it', false)
   .action(async (opts) => {
     // Imported here so this registration stays one self-contained block.
@@ -71,6 +77,7 @@ program
   .option('--cluster-cidr <cidrs>', 'pod CIDR(s), comma separated, at most one per family: traffic from outside is masqueraded')
   .option('--masquerade-all', 'masquerade all traffic to Service IPs', false)
   .addOption(iptablesLayoutOption())
+  .addOption(ipvsSchedulerOption())
   .option('--min-sync-period <duration>', 'coalesce changes: at most one sync per this period (0: sync at once)', '1s')
   .option('--sync-period <duration>', 'full sync at least this often; health fails when a change waits twice this', '30s')
   .option('--healthz-bind-address <ip:port>', "/healthz and /livez ('' disables)", '0.0.0.0:10256')

@@ -1,7 +1,4 @@
-import { conntrackTcpBeLiberal, defaultIptablesTools } from '../backends/iptables/apply.js';
-import { IptablesBackend } from '../backends/iptables/backend.js';
-import { detectIptablesMode, iptablesCommands, maxChainsPerTransaction } from '../backends/iptables/mode.js';
-import { MAX_CHAINS_PER_TRANSACTION, defaultIptablesOptions } from '../backends/iptables/options.js';
+import { createBackend } from '../backends/factory.js';
 import { type ProxyConfig, UsageError } from '../config.js';
 import { parseDuration } from '../duration.js';
 import { type LogLevel, type Logger, createLogger } from '../log.js';
@@ -50,26 +47,8 @@ export async function runAgent(config: ProxyConfig, flags: RunFlags, print: (tex
   );
 
   // A dry run never touches the machine: kube-proxy's defaults stand in for what would be read from it.
-  let tools = defaultIptablesTools(config.family);
-  let transactionLimit = MAX_CHAINS_PER_TRANSACTION;
-  if (!flags.dryRun) {
-    const decision = await detectIptablesMode();
-    tools = iptablesCommands(decision.mode, config.family);
-    transactionLimit = maxChainsPerTransaction(decision.mode);
-    log.info({ mode: decision.mode, reason: decision.reason }, 'iptables mode chosen');
-  }
-  const backend = new IptablesBackend(
-    defaultIptablesOptions({
-      family: config.family,
-      node: { name: config.nodeName, zone: undefined },
-      clusterCidr: config.clusterCidrs[config.family],
-      masqueradeAll: config.masqueradeAll,
-      dropInvalid: flags.dryRun ? true : !(await conntrackTcpBeLiberal()),
-      maxChainsPerTransaction: transactionLimit,
-      layout: config.iptablesLayout,
-    }),
-    tools,
-  );
+  const { backend, iptablesMode } = await createBackend(config, { dryRun: flags.dryRun });
+  if (iptablesMode !== undefined) log.info({ mode: iptablesMode.mode, reason: iptablesMode.reason }, 'iptables mode chosen');
 
   const metrics = new ProxyMetrics();
   const health = new ProxyHealth({ healthTimeoutMs: 2 * syncPeriodMs });

@@ -15,6 +15,9 @@ const cases: Array<[string, string[], string]> = [
   ['features', ['-f', 'rules/examples/features.yaml', ...base], 'rules/golden/iptables/features.rules'],
   ['features, flat layout', ['-f', 'rules/examples/features.yaml', ...base, '--iptables-layout', 'flat'], 'rules/golden/iptables/features-flat.rules'],
   ['empty cluster', ['-f', 'rules/examples/empty.yaml', ...base], 'rules/golden/iptables/empty.rules'],
+  ['ipvs: features', ['-f', 'rules/examples/features.yaml', ...base, '--backend', 'ipvs'], 'rules/golden/ipvs/features.txt'],
+  ['ipvs: web, masquerade-all, sh', ['-f', 'rules/examples/web.yaml', ...base, '--backend', 'ipvs', '--masquerade-all', '--ipvs-scheduler', 'sh'], 'rules/golden/ipvs/web-masquerade-all-sh.txt'],
+  ['ipvs: empty cluster', ['-f', 'rules/examples/empty.yaml', ...base, '--backend', 'ipvs'], 'rules/golden/ipvs/empty.txt'],
 ];
 
 describe('golden rulesets', () => {

@@ -127,11 +127,13 @@ export async function conntrackTcpBeLiberal(): Promise<boolean> {
   }
 }
 
-function toolOutput(e: unknown): string {
+/** A failed tool's stderr, trimmed; '' for other errors. */
+export function toolOutput(e: unknown): string {
   return e instanceof ExecaError ? String(e.stderr ?? '').trim() : '';
 }
 
-function describe(e: unknown, pkg = 'iptables'): string {
+/** Why a tool failed, in a few words (exit code, timeout, or which package to install). */
+export function describe(e: unknown, pkg = 'iptables'): string {
   if (e instanceof ExecaError) {
     const r = e;
     if (r.code === 'ENOENT') return `command not found (install the ${pkg} package)`;

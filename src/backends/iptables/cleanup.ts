@@ -1,6 +1,6 @@
 import { parseIptablesSave } from './live-state.js';
 import { isPerServiceChain } from './names.js';
-import { FIXED_CHAINS, type Table } from './skeleton.js';
+import { FIXED_CHAINS, KUBE_IPVS_FILTER, type Table } from './skeleton.js';
 
 /**
  * `switchboard cleanup` for the iptables backend, as kube-proxy's cleanupLeftoversForFamily: unlink our chains
@@ -8,7 +8,7 @@ import { FIXED_CHAINS, type Table } from './skeleton.js';
  * known jump, then one restore per table) everything is one `iptables-restore --noflush` per family, planned
  * from a single iptables-save so it deletes exactly what the dump holds.
  *
- * Ours: FIXED_CHAINS per table, plus the per-service chains (KUBE-SVC-/SVL-/EXT-/FW-/SEP-) in nat, the only
+ * Ours: FIXED_CHAINS per table (and IPVS mode's KUBE-IPVS-FILTER), plus the per-service chains (KUBE-SVC-/SVL-/EXT-/FW-/SEP-) in nat, the only
  * table they are ever created in. Kubelet's chains (KUBE-FIREWALL, KUBE-MARK-DROP, KUBE-KUBELET-CANARY,
  * KUBE-IPTABLES-HINT) and everyone else's are never named in the payload, so `--noflush` leaves them alone.
  *
@@ -52,7 +52,9 @@ export function planCleanupDetailed(dump: string): CleanupPlan {
     const info = scanned.get(table);
     if (present === undefined || info === undefined) continue;
     const perService = table === 'nat' ? [...present].filter(isPerServiceChain).sort() : [];
-    const ours = [...FIXED_CHAINS[table].filter((c) => present.has(c)), ...perService];
+    // IPVS mode's filter chain is ours too, whichever backend wrote the rules last.
+    const fixed = table === 'filter' ? [...FIXED_CHAINS.filter, KUBE_IPVS_FILTER] : FIXED_CHAINS[table];
+    const ours = [...fixed.filter((c) => present.has(c)), ...perService];
     if (ours.length === 0) continue;
     const ourSet = new Set(ours);
 

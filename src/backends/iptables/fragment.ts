@@ -29,6 +29,22 @@ export interface ServiceFragment {
   readonly loopback: readonly LoopbackKey[];
 }
 
+/** kube-proxy's match of one service port: `-m tcp -p tcp -d VIP --dport PORT`. */
+export function portMatch(proto: string, clusterIP: string, port: number): string {
+  return `-m ${proto} -p ${proto} -d ${clusterIP} --dport ${port}`;
+}
+
+/**
+ * The filter KUBE-SERVICES rule (without `-A KUBE-SERVICES `) for a service port nothing may serve: REJECT when
+ * it has no endpoints at all, DROP when its traffic policy wants local endpoints and there are none. Shared
+ * by both backends: IPVS mode rejects the same way.
+ */
+export function unservedPortRule(spn: string, match: string, hasAnyEndpoints: boolean, hasInternalEndpoints: boolean): string | undefined {
+  if (!hasAnyEndpoints) return `-m comment --comment "${spn} has no endpoints" ${match} -j REJECT`;
+  if (!hasInternalEndpoints) return `-m comment --comment "${spn} has no local endpoints" ${match} -j DROP`;
+  return undefined;
+}
+
 /** A service port with its merged endpoints, ready to render. */
 export interface ServicePortInput {
   readonly port: ServicePortSpec;
@@ -68,13 +84,10 @@ export function renderServiceFragment(
     );
     const hasInternalEndpoints = iTPLocal ? sel.localEndpoints.length > 0 : sel.hasAnyEndpoints;
     const internalPolicyChain = iTPLocal ? chains.svl : chains.svc;
-    const match = `-m ${proto} -p ${proto} -d ${clusterIP} --dport ${port.port}`;
+    const match = portMatch(proto, clusterIP, port.port);
 
-    if (!sel.hasAnyEndpoints) {
-      filterServiceRules.push(`-m comment --comment "${spn} has no endpoints" ${match} -j REJECT`);
-    } else if (!hasInternalEndpoints) {
-      filterServiceRules.push(`-m comment --comment "${spn} has no local endpoints" ${match} -j DROP`);
-    }
+    const unserved = unservedPortRule(spn, match, sel.hasAnyEndpoints, hasInternalEndpoints);
+    if (unserved !== undefined) filterServiceRules.push(unserved);
 
     const epChains = new Map<string, string>();
     const epChainName = (ep: Endpoint): string => {

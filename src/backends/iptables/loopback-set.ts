@@ -12,9 +12,12 @@ export interface IpsetPlan {
 /** Large enough for 100,000 endpoints with room; the kernel allocates as entries arrive. */
 const MAX_ELEMENTS = 1 << 20;
 
-function createLine(name: string, family: IPFamily): string {
-  return `create ${name} hash:ip,port,ip family ${family === 'IPv4' ? 'inet' : 'inet6'} hashsize 1024 maxelem ${MAX_ELEMENTS}\n`;
+/** An `ipset restore` create line; IPVS mode's sets use it too, so a set both backends name is created alike. */
+export function createSetLine(name: string, type: string, family: IPFamily): string {
+  return `create ${name} ${type} family ${family === 'IPv4' ? 'inet' : 'inet6'} hashsize 1024 maxelem ${MAX_ELEMENTS}\n`;
 }
+
+const createLine = (name: string, family: IPFamily): string => createSetLine(name, 'hash:ip,port,ip', family);
 
 const PROTOCOLS = ['tcp', 'udp', 'sctp'];
 const IP_SHIFT = 2 ** 19; // 16 bits of port and 3 of protocol below the address

@@ -3,7 +3,7 @@ import type { LiveRules } from './live-state.js';
 import { isPerServiceChain } from './names.js';
 import { chainSaveForm } from './save-form.js';
 import type { IptablesOptions } from './options.js';
-import { BUILTIN_JUMPS, FIXED_CHAINS, KUBE_SERVICES, NODEPORTS_TAIL_RULE, type Table, fixedRules } from './skeleton.js';
+import { BUILTIN_JUMPS, type BuiltinJump, FIXED_CHAINS, KUBE_SERVICES, NODEPORTS_TAIL_RULE, type Table, fixedRules } from './skeleton.js';
 
 /**
  * An iptables-restore input (for `--noflush`), with the counts that metrics and benchmarks report. The text
@@ -217,9 +217,10 @@ function heldVerbatim(fragments: readonly ServiceFragment[], opts: IptablesOptio
 }
 
 /** `-I CHAIN 1 …` lines for the built-in jumps `live` lacks, in kube-proxy's prepend order. */
-function missingJumps(table: Table, live: LiveRules): string[] {
+/** `-I` lines for the jumps of `table` that `live` lacks (IPVS mode passes its own list). */
+export function missingJumps(table: Table, live: LiveRules, jumps: readonly BuiltinJump[] = BUILTIN_JUMPS): string[] {
   const present = live.rules.get(table);
-  return BUILTIN_JUMPS.filter((j) => j.table === table && !present?.has(j.rule)).map(
+  return jumps.filter((j) => j.table === table && !present?.has(j.rule)).map(
     (j) => `-I ${j.chain} 1 ${j.rule.slice(`-A ${j.chain} `.length)}\n`,
   );
 }

@@ -15,6 +15,9 @@ export const KUBE_LOOP_BACK_NEXT = 'KUBE-LOOP-BACK-NEXT';
 /** An empty chain in every table: when it disappears, someone flushed the tables and a full sync is due. */
 export const KUBE_PROXY_CANARY = 'KUBE-PROXY-CANARY';
 
+/** IPVS mode's filter chain that rejects new connections to a bound ClusterIP on a port no Service has. */
+export const KUBE_IPVS_FILTER = 'KUBE-IPVS-FILTER';
+
 export type Table = 'filter' | 'nat' | 'mangle';
 
 /** Fixed chains declared (and so flushed and rewritten) by every full sync, in payload order. */
@@ -25,7 +28,7 @@ export const FIXED_CHAINS: Readonly<Record<Table, readonly string[]>> = {
 };
 
 /** The rules of the fixed chains, in kube-proxy's order. */
-export function fixedRules(table: Table, opts: IptablesOptions): string[] {
+export function fixedRules(table: Table, opts: Pick<IptablesOptions, 'masqueradeMark' | 'dropInvalid' | 'layout'>): string[] {
   const mark = opts.masqueradeMark;
   switch (table) {
     case 'filter':
@@ -65,7 +68,7 @@ export interface BuiltinJump {
   readonly rule: string;
 }
 
-function jump(table: Table, chain: string, target: string, comment: string | undefined, newOnly: boolean): BuiltinJump {
+export function jump(table: Table, chain: string, target: string, comment: string | undefined, newOnly: boolean): BuiltinJump {
   const ct = newOnly ? ' -m conntrack --ctstate NEW' : '';
   const c = comment === undefined ? '' : ` -m comment --comment "${comment}"`;
   return { table, chain, rule: `-A ${chain}${ct}${c} -j ${target}` };

@@ -1,0 +1,182 @@
+import type { ClusterState } from '../../model/state.js';
+import type { ServiceKey } from '../../model/types.js';
+import type { ApplyFailure, ProxyBackend, SyncOutcome } from '../../sync/backend.js';
+import { ApplyError, type IptablesTools, chainExists, defaultIptablesTools, readLiveRules, restore, restoreIpset } from '../iptables/apply.js';
+import { countLines } from '../iptables/fragment.js';
+import { EMPTY_LIVE_RULES } from '../iptables/live-state.js';
+import { FIXED_CHAINS, KUBE_PROXY_CANARY, type Table } from '../iptables/skeleton.js';
+import {
+  deviceExists,
+  ensureDevice,
+  ipBatch,
+  readConnectionCounts,
+  readDeviceAddresses,
+  readIpvsTable,
+  readSets,
+  requireIpvs,
+  restoreIpvs,
+  setSysctls,
+} from './apply.js';
+import { IpvsCompiler } from './compiler.js';
+import type { IpvsTable, VirtualServer, VirtualServerKey } from './ipvsadm.js';
+import type { IpvsOptions } from './options.js';
+import { type IpvsKernelState, type IpvsPlan, KUBE_IPVS0, UNKNOWN_KERNEL_STATE, needsCounts, planIpvs } from './plan.js';
+import { ipvsRulesPayload } from './rules.js';
+
+/**
+ * `--backend ipvs`: kube-proxy's IPVS mode behind the same sync loop. A partial sync diffs against the state
+ * the last successful sync left; a full sync (at start, after any failure, every sync period) reads the
+ * kernel (ipvsadm -S -n, ipset save, kube-ipvs0's addresses, iptables-save) and reconciles against that.
+ */
+export class IpvsBackend implements ProxyBackend {
+  readonly name = 'ipvs';
+  private compiler: IpvsCompiler;
+  /** What the kernel holds after the last successful sync; unknown after a failure (the next sync is full). */
+  private applied: IpvsKernelState = UNKNOWN_KERNEL_STATE;
+  private prepared = false;
+
+  constructor(
+    private options: IpvsOptions,
+    private readonly iptables: IptablesTools = defaultIptablesTools(options.family),
+  ) {
+    this.compiler = new IpvsCompiler(options);
+  }
+
+  update(state: ClusterState, changed: Iterable<ServiceKey>): void {
+    this.compiler.update(state, changed);
+  }
+
+  setNodeZone(state: ClusterState, zone: string | undefined): void {
+    if (zone === this.options.node.zone) return;
+    this.options = { ...this.options, node: { ...this.options.node, zone } };
+    this.compiler = new IpvsCompiler(this.options);
+    this.compiler.update(
+      state,
+      [...state.allServices()].map((s) => s.key),
+    );
+  }
+
+  async sync(full: boolean, print?: (payload: Iterable<string>) => void): Promise<SyncOutcome> {
+    const desired = this.compiler.desired();
+    const family = this.options.family;
+    if (print) {
+      // A dry run never reads the machine: a full sync shows everything as if onto a node without our state.
+      const plan = planIpvs(desired, full ? UNKNOWN_KERNEL_STATE : this.applied, new Map(), family, (b) =>
+        ipvsRulesPayload(b, full ? EMPTY_LIVE_RULES : undefined),
+      );
+      this.applied = plan.after;
+      if (plan.empty) return none();
+      print([ipvsPlanText(plan)]);
+      return outcome(full, plan);
+    }
+    if (!this.prepared) {
+      await requireIpvs();
+      await setSysctls();
+      this.prepared = true;
+    }
+    const observed = full ? await readKernelState(family) : this.applied;
+    const live = full ? await readLiveRules(family, this.iptables) : undefined;
+    const counts = await readConnectionCounts(needsCounts(desired, observed));
+    const plan = planIpvs(desired, observed, counts, family, (b) => ipvsRulesPayload(b, live));
+    if (plan.empty) {
+      this.applied = plan.after;
+      return none();
+    }
+    this.applied = UNKNOWN_KERNEL_STATE;
+    try {
+      await applyPlan(plan, family, this.iptables);
+    } catch (e) {
+      if (e instanceof ApplyError && e.message.startsWith('ipvsadm -R')) throw await withUnappliedLines(e, desired, family);
+      throw e;
+    }
+    this.applied = plan.after;
+    return outcome(full, plan);
+  }
+
+  async canaryPresent(): Promise<boolean> {
+    const tables = Object.keys(FIXED_CHAINS) as Table[];
+    const present = await Promise.all(tables.map((t) => chainExists(this.iptables, t, KUBE_PROXY_CANARY)));
+    // Deleting kube-ipvs0 unbinds every ClusterIP: as bad as a flush, and repaired the same way.
+    return present.every(Boolean) && (await deviceExists());
+  }
+
+  asApplyFailure(e: unknown): ApplyFailure | undefined {
+    return e instanceof ApplyError ? { message: e.message, toolOutput: e.toolOutput, offendingLines: e.offendingLines } : undefined;
+  }
+
+  get serviceCount(): number {
+    return this.compiler.serviceCount;
+  }
+}
+
+function none(): SyncOutcome {
+  return { kind: 'none', bytes: 0, ruleTotals: {}, chainsDeleted: 0 };
+}
+
+function outcome(full: boolean, plan: IpvsPlan): SyncOutcome {
+  const body = plan.after.rulesBody;
+  const bytes = [plan.ipsetAdds, plan.rules ?? '', plan.addressAdds, plan.ipvsadm, plan.addressDels, plan.ipsetDels].reduce((n, s) => n + s.length, 0);
+  return {
+    kind: full ? 'full' : 'partial',
+    bytes,
+    ruleTotals: body === undefined ? {} : { nat: countLines(body.nat), filter: countLines(body.filter) },
+    chainsDeleted: 0,
+  };
+}
+
+/** The kernel's IPVS-mode state; virtual servers on addresses not bound to kube-ipvs0 are someone else's. */
+async function readKernelState(family: IpvsOptions['family']): Promise<IpvsKernelState> {
+  const addresses = await readDeviceAddresses(family);
+  const all = await readIpvsTable();
+  const virtualServers = new Map<VirtualServerKey, VirtualServer>();
+  for (const [key, vs] of all.virtualServers) if (addresses?.has(vs.address) === true) virtualServers.set(key, vs);
+  const table: IpvsTable = {
+    virtualServers,
+    realServers: new Map([...all.realServers].filter(([key]) => virtualServers.has(key))),
+  };
+  return { table, addresses, sets: await readSets(), rulesBody: undefined };
+}
+
+/** In the order that never leaves a rule or virtual server pointing at something missing. */
+async function applyPlan(plan: IpvsPlan, family: IpvsOptions['family'], iptables: IptablesTools): Promise<void> {
+  if (plan.createDevice) await ensureDevice();
+  await restoreIpset(plan.ipsetAdds);
+  if (plan.rules !== undefined) await restore(plan.rules, family, iptables);
+  await ipBatch(plan.addressAdds);
+  await restoreIpvs(plan.ipvsadm);
+  await ipBatch(plan.addressDels);
+  await restoreIpset(plan.ipsetDels);
+}
+
+/**
+ * ipvsadm -R does not say which line failed. Reading the table back and planning again names them: the
+ * lines still needed are the ones that did not take effect.
+ */
+async function withUnappliedLines(e: ApplyError, desired: ReturnType<IpvsCompiler['desired']>, family: IpvsOptions['family']): Promise<ApplyError> {
+  try {
+    const observed = await readKernelState(family);
+    const counts = await readConnectionCounts(needsCounts(desired, observed));
+    const again = planIpvs(desired, observed, counts, family, () => '');
+    const lines = again.ipvsadm.split('\n').filter((l) => l !== '');
+    return new ApplyError(e.message, e.toolOutput, lines.slice(0, 20).map((l) => `not applied: ${l}`));
+  } catch {
+    return e;
+  }
+}
+
+/**
+ * The inputs of one sync as `compile --backend ipvs` and `run --dry-run` print them: one section per tool, in
+ * the order they are applied, each headed by a `#### <command>` line; the text between two headers is that
+ * tool's input verbatim.
+ */
+export function ipvsPlanText(plan: IpvsPlan): string {
+  const sections: string[] = [];
+  if (plan.createDevice) sections.push(`#### ip link add ${KUBE_IPVS0} type dummy\n`);
+  sections.push(`#### ipset restore -exist\n${plan.ipsetAdds}`);
+  if (plan.rules !== undefined) sections.push(`#### iptables-restore --noflush\n${plan.rules}`);
+  sections.push(`#### ip -batch -\n${plan.addressAdds}`);
+  sections.push(`#### ipvsadm -R\n${plan.ipvsadm}`);
+  if (plan.addressDels !== '') sections.push(`#### ip -batch -\n${plan.addressDels}`);
+  if (plan.ipsetDels !== '') sections.push(`#### ipset restore -exist\n${plan.ipsetDels}`);
+  return sections.join('');
+}

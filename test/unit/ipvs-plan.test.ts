@@ -1,0 +1,164 @@
+import { describe, expect, it } from 'vitest';
+import {
+  type ConnectionCounts,
+  type VirtualServer,
+  type VirtualServerKey,
+  parseIpvsadmList,
+  parseIpvsadmSave,
+  virtualServerKey,
+} from '../../src/backends/ipvs/ipvsadm.js';
+import { type IpvsDesired, type IpvsKernelState, UNKNOWN_KERNEL_STATE, needsCounts, planIpvs } from '../../src/backends/ipvs/plan.js';
+import { KUBE_CLUSTER_IP, KUBE_IPVS_IPS } from '../../src/backends/ipvs/rules.js';
+
+const BODY = { filter: '-A KUBE-SERVICES x\n', nat: '-A KUBE-POSTROUTING y\n' };
+const rulesPayload = (b: typeof BODY) => `*filter\n${b.filter}COMMIT\n*nat\n${b.nat}COMMIT\n`;
+
+function vs(proto: 'tcp' | 'udp', address: string, port: number, persistenceSeconds?: number): VirtualServer {
+  return { key: virtualServerKey(proto, address, port), protocol: proto, address, port, scheduler: 'rr', persistenceSeconds };
+}
+
+/** A desired state of these virtual servers (all real servers weight 1). */
+function desired(entries: Array<[VirtualServer, string[]]>): IpvsDesired {
+  return {
+    table: {
+      virtualServers: new Map(entries.map(([v]) => [v.key, v])),
+      realServers: new Map(entries.map(([v, reals]) => [v.key, new Map(reals.map((hp) => [hp, { hostPort: hp, weight: 1 }]))])),
+    },
+    addresses: new Set(entries.map(([v]) => v.address)),
+    sets: new Map([[KUBE_CLUSTER_IP, new Set(entries.map(([v]) => `${v.address},${v.protocol}:${v.port}`))]]),
+    rulesBody: BODY,
+  };
+}
+
+function plan(want: IpvsDesired, have: IpvsKernelState, counts: ConnectionCounts = new Map()) {
+  return planIpvs(want, have, counts, 'IPv4', rulesPayload);
+}
+
+const counts = (key: VirtualServerKey, entries: Record<string, number>): ConnectionCounts => new Map([[key, new Map(Object.entries(entries))]]);
+
+const WEB = vs('tcp', '10.96.0.10', 80);
+const DNS = vs('udp', '10.96.0.53', 53);
+
+describe('ipvsadm text', () => {
+  it('reads `ipvsadm -S -n`: services, persistence, real servers, and skips firewall-mark services', () => {
+    const table = parseIpvsadmSave(
+      [
+        '-A -t 10.96.0.10:80 -s rr -p 10800',
+        '-a -t 10.96.0.10:80 -r 10.244.1.2:8080 -m -w 1',
+        '-a -t 10.96.0.10:80 -r 10.0.0.10:8080 -g -w 0',
+        '-A -u 10.96.0.53:53 -s wlc',
+        '-A -f 42 -s rr',
+        '-a -f 42 -r 10.1.1.1:0 -g -w 1',
+        '-A -t [fd00::a]:443 -s rr',
+        '',
+      ].join('\n'),
+    );
+    expect([...table.virtualServers.keys()]).toEqual(['-t 10.96.0.10:80', '-u 10.96.0.53:53', '-t [fd00::a]:443']);
+    expect(table.virtualServers.get(WEB.key)).toEqual({ ...WEB, persistenceSeconds: 10800 });
+    expect(table.virtualServers.get(DNS.key)?.scheduler).toBe('wlc');
+    expect([...table.realServers.get(WEB.key)!.values()]).toEqual([
+      { hostPort: '10.244.1.2:8080', weight: 1 },
+      // A node-local real server prints as -g (the kernel switched it to local forwarding): still ours.
+      { hostPort: '10.0.0.10:8080', weight: 0 },
+    ]);
+    expect(() => parseIpvsadmSave('-X nonsense')).toThrow(/unexpected line/);
+  });
+
+  it('reads connection counters (active + inactive) from `ipvsadm -L -n`', () => {
+    const text = [
+      'IP Virtual Server version 1.2.1 (size=4096)',
+      'Prot LocalAddress:Port Scheduler Flags',
+      '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn',
+      'TCP  10.96.0.10:80 rr persistent 10800',
+      '  -> 10.244.1.2:8080               Masq    0      2          3',
+      '  -> 10.244.1.3:8080               Masq    1      0          0',
+      'UDP  10.96.0.53:53 rr',
+    ].join('\n');
+    expect(parseIpvsadmList(text)).toEqual(
+      new Map([
+        [WEB.key, new Map([['10.244.1.2:8080', 5], ['10.244.1.3:8080', 0]])],
+        [DNS.key, new Map()],
+      ]),
+    );
+  });
+});
+
+describe('planIpvs', () => {
+  it('onto an unknown node: creates the device, sets, rules, addresses, then services before their real servers', () => {
+    const p = plan(desired([[WEB, ['10.244.1.2:8080', '10.244.1.3:8080']], [DNS, ['10.244.1.2:5353']]]), UNKNOWN_KERNEL_STATE);
+    expect(p.createDevice).toBe(true);
+    expect(p.ipsetAdds).toContain('create KUBE-CLUSTER-IP hash:ip,port family inet');
+    expect(p.ipsetAdds).toContain(`add ${KUBE_CLUSTER_IP} 10.96.0.10,tcp:80\n`);
+    expect(p.ipsetAdds).toContain(`add ${KUBE_IPVS_IPS} 10.96.0.53\n`);
+    expect(p.rules).toBe(rulesPayload(BODY));
+    expect(p.addressAdds).toBe('address add 10.96.0.10/32 dev kube-ipvs0\naddress add 10.96.0.53/32 dev kube-ipvs0\n');
+    expect(p.ipvsadm).toBe(
+      [
+        '-A -t 10.96.0.10:80 -s rr',
+        '-A -u 10.96.0.53:53 -s rr',
+        '-a -t 10.96.0.10:80 -r 10.244.1.2:8080 -m -w 1',
+        '-a -t 10.96.0.10:80 -r 10.244.1.3:8080 -m -w 1',
+        '-a -u 10.96.0.53:53 -r 10.244.1.2:5353 -m -w 1',
+        '',
+      ].join('\n'),
+    );
+    expect(p.empty).toBe(false);
+  });
+
+  it('a second plan against the state the first left is empty', () => {
+    const want = desired([[WEB, ['10.244.1.2:8080']], [DNS, ['10.244.1.2:5353']]]);
+    const first = plan(want, UNKNOWN_KERNEL_STATE);
+    const second = plan(want, first.after);
+    expect(second.empty).toBe(true);
+    expect(second.ipvsadm).toBe('');
+  });
+
+  it('a TCP real server that goes away is deleted when idle, drained (weight 0) while it has connections', () => {
+    const before = plan(desired([[WEB, ['10.244.1.2:8080', '10.244.1.3:8080']]]), UNKNOWN_KERNEL_STATE).after;
+    const want = desired([[WEB, ['10.244.1.3:8080']]]);
+    expect(needsCounts(want, before)).toEqual([WEB.key]);
+    expect(plan(want, before, counts(WEB.key, { '10.244.1.2:8080': 0 })).ipvsadm).toBe('-d -t 10.96.0.10:80 -r 10.244.1.2:8080\n');
+
+    const draining = plan(want, before, counts(WEB.key, { '10.244.1.2:8080': 2 }));
+    expect(draining.ipvsadm).toBe('-e -t 10.96.0.10:80 -r 10.244.1.2:8080 -m -w 0\n');
+    // Still draining on the next sync: nothing to write; drained: deleted.
+    expect(plan(want, draining.after, counts(WEB.key, { '10.244.1.2:8080': 1 })).empty).toBe(true);
+    expect(plan(want, draining.after, counts(WEB.key, { '10.244.1.2:8080': 0 })).ipvsadm).toBe('-d -t 10.96.0.10:80 -r 10.244.1.2:8080\n');
+    // Back before it drained: weight 1 again, not a second -a.
+    expect(plan(desired([[WEB, ['10.244.1.2:8080', '10.244.1.3:8080']]]), draining.after).ipvsadm).toBe(
+      '-e -t 10.96.0.10:80 -r 10.244.1.2:8080 -m -w 1\n',
+    );
+  });
+
+  it('UDP real servers go at once, connections or not', () => {
+    const before = plan(desired([[DNS, ['10.244.1.2:5353', '10.244.1.3:5353']]]), UNKNOWN_KERNEL_STATE).after;
+    const p = plan(desired([[DNS, ['10.244.1.3:5353']]]), before, counts(DNS.key, { '10.244.1.2:5353': 4 }));
+    expect(p.ipvsadm).toBe('-d -u 10.96.0.53:53 -r 10.244.1.2:5353\n');
+  });
+
+  it('a deleted Service keeps its virtual server and address while a connection drains, then both go', () => {
+    const before = plan(desired([[WEB, ['10.244.1.2:8080']], [DNS, ['10.244.1.2:5353']]]), UNKNOWN_KERNEL_STATE).after;
+    const want = desired([[DNS, ['10.244.1.2:5353']]]);
+    const draining = plan(want, before, counts(WEB.key, { '10.244.1.2:8080': 1 }));
+    expect(draining.ipvsadm).toBe('-e -t 10.96.0.10:80 -r 10.244.1.2:8080 -m -w 0\n');
+    expect(draining.addressDels).toBe('');
+    expect(draining.ipsetDels).toBe(`del ${KUBE_CLUSTER_IP} 10.96.0.10,tcp:80\n`);
+    const gone = plan(want, draining.after, counts(WEB.key, { '10.244.1.2:8080': 0 }));
+    expect(gone.ipvsadm).toBe('-D -t 10.96.0.10:80\n');
+    expect(gone.addressDels).toBe('address del 10.96.0.10/32 dev kube-ipvs0\n');
+    expect(gone.ipsetDels).toBe(`del ${KUBE_IPVS_IPS} 10.96.0.10\n`);
+  });
+
+  it('changed affinity edits the virtual server in place (-E with every option)', () => {
+    const before = plan(desired([[WEB, ['10.244.1.2:8080']]]), UNKNOWN_KERNEL_STATE).after;
+    const p = plan(desired([[vs('tcp', '10.96.0.10', 80, 10800), ['10.244.1.2:8080']]]), before);
+    expect(p.ipvsadm).toBe('-E -t 10.96.0.10:80 -s rr -p 10800\n');
+  });
+
+  it('an unchanged ruleset is not written again; the rules are rewritten whenever they are unknown', () => {
+    const want = desired([[WEB, ['10.244.1.2:8080']]]);
+    const before = plan(want, UNKNOWN_KERNEL_STATE).after;
+    expect(plan(want, before).rules).toBeUndefined();
+    expect(plan(want, { ...before, rulesBody: undefined }).rules).toBe(rulesPayload(BODY));
+  });
+});
