@@ -54,10 +54,31 @@ export interface CompileFlags {
   nodeName?: string;
   /** --iptables-layout; left out (the CLI's default, kube-proxy) when undefined. */
   layout?: IptablesLayout;
+  /** --backend; left out (the CLI's default, iptables) when undefined. */
+  backend?: 'iptables' | 'ipvs';
 }
 
 /** Every iptables layout: the packet-level suites run once per layout, as the README promises the same behaviour. */
 export const LAYOUTS: readonly IptablesLayout[] = IPTABLES_LAYOUTS;
+
+/**
+ * The backend the packet-level suites drive: iptables on the host; `ipvs` when the IPVS tests run the same
+ * suites inside the QEMU guest (test/vm), whose kernel has IPVS.
+ */
+export const KERNEL_BACKEND: 'iptables' | 'ipvs' = process.env['SWITCHBOARD_KERNEL_BACKEND'] === 'ipvs' ? 'ipvs' : 'iptables';
+
+/** One way of programming the node that the packet-level suites must see behave the same. */
+export interface Flavour {
+  readonly name: string;
+  readonly backend: 'iptables' | 'ipvs';
+  /** The compile flags that select it. */
+  readonly flags: CompileFlags;
+}
+
+export const FLAVOURS: readonly Flavour[] =
+  KERNEL_BACKEND === 'ipvs'
+    ? [{ name: 'ipvs backend', backend: 'ipvs', flags: { backend: 'ipvs' } }]
+    : LAYOUTS.map((layout) => ({ name: `iptables, ${layout} layout`, backend: 'iptables', flags: { layout } }));
 
 export function compileArgs(files: readonly string[], flags: CompileFlags = {}): string[] {
   const args = [CLI, 'compile', '--apply', '--node-name', flags.nodeName ?? NODE_NAME];
@@ -66,6 +87,7 @@ export function compileArgs(files: readonly string[], flags: CompileFlags = {}):
   if (cidr !== null) args.push('--cluster-cidr', cidr);
   if (flags.masqueradeAll === true) args.push('--masquerade-all');
   if (flags.layout !== undefined) args.push('--iptables-layout', flags.layout);
+  if (flags.backend !== undefined) args.push('--backend', flags.backend);
   return args;
 }
 
@@ -142,6 +164,21 @@ export async function loopBackMembers(lab: Lab): Promise<string[]> {
   return (r.stdout.split('Members:')[1] ?? '').trim().split('\n').filter((l) => l !== '').sort();
 }
 
+/** IPVS mode's state in the node namespace (after resetNetfilter, so no rule names a set any more). */
+export async function resetIpvs(lab: Lab): Promise<void> {
+  await lab.exec('node', 'ipvsadm', ['-C']);
+  await lab.exec('node', 'ip', ['link', 'del', 'kube-ipvs0'], { reject: false });
+  await lab.exec('node', 'ipset', ['destroy'], { reject: false });
+}
+
+/** What IPVS mode programmed besides iptables: the IPVS table, our sets and kube-ipvs0's addresses. */
+export async function ipvsState(lab: Lab): Promise<string> {
+  const table = (await lab.exec('node', 'ipvsadm', ['-S', '-n'])).stdout;
+  const sets = (await lab.exec('node', 'ipset', ['save'])).stdout.split('\n').sort().join('\n');
+  const addresses = (await lab.exec('node', 'ip', ['-o', 'address', 'show', 'dev', 'kube-ipvs0'], { reject: false })).stdout;
+  return `${table}\n${sets}\n${addresses.replace(/valid_lft.*$/gm, '')}`;
+}
+
 /** The lab and temp dir of one kernel test file; valid inside tests, after the suite's beforeAll ran. */
 export interface KernelLab {
   lab: Lab;
@@ -170,6 +207,7 @@ export function useKernelLab(pods: readonly PodSpec[]): KernelLab {
   });
   beforeEach(async () => {
     await ctx.lab.resetNetfilter();
+    if (KERNEL_BACKEND === 'ipvs') await resetIpvs(ctx.lab);
   });
   return ctx;
 }

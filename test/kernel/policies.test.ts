@@ -6,7 +6,8 @@ import {
   NODE_NAME,
   REMOTE_NODE,
   TempFiles,
-  LAYOUTS,
+  FLAVOURS,
+  ipvsState,
   applyObjects,
   outcomes,
   podsHit,
@@ -36,7 +37,7 @@ function svc(name: string, clusterIP: string, endpoints: EndpointSpec[], extra: 
   ];
 }
 
-describe.each(LAYOUTS)('traffic policies and endpoint conditions on a real kernel (%s layout)', (layout) => {
+describe.each(FLAVOURS)('traffic policies and endpoint conditions on a real kernel ($name)', ({ backend, flags }) => {
   const ctx = useKernelLab([A, B, C, D]);
   let lab: Lab;
   let files: TempFiles;
@@ -47,7 +48,7 @@ describe.each(LAYOUTS)('traffic policies and endpoint conditions on a real kerne
   describe('internalTrafficPolicy: Local', () => {
     it('with only remote endpoints, traffic is dropped (timeout), not rejected and not sent to the remote pod', async () => {
       const ip = '10.96.1.10';
-      await applyObjects(lab, files, svc('itp-remote', ip, [remote(B.ip)], { itpLocal: true }), { layout });
+      await applyObjects(lab, files, svc('itp-remote', ip, [remote(B.ip)], { itpLocal: true }), flags);
       const t0 = Date.now();
       expect(outcomes(await lab.probe('c', { proto: 'tcp', ip, port: 80, count: 2, timeoutMs: 400 }))).toEqual([
         'timeout',
@@ -64,13 +65,13 @@ describe.each(LAYOUTS)('traffic policies and endpoint conditions on a real kerne
       expect(drops[0]).toMatch(/^-A KUBE-SERVICES .*-j DROP$/);
       // Control: the same endpoint under the Cluster policy answers.
       await lab.resetNetfilter();
-      await applyObjects(lab, files, svc('itp-remote', ip, [remote(B.ip)]), { layout });
+      await applyObjects(lab, files, svc('itp-remote', ip, [remote(B.ip)]), flags);
       expect(podsHit(await lab.probe('c', { proto: 'tcp', ip, port: 80 }))).toEqual(['b']);
     });
 
     it('with one local and one remote endpoint, only the local one is used', async () => {
       const ip = '10.96.1.11';
-      await applyObjects(lab, files, svc('itp-mixed', ip, [local(A.ip), remote(B.ip)], { itpLocal: true }), { layout });
+      await applyObjects(lab, files, svc('itp-mixed', ip, [local(A.ip), remote(B.ip)], { itpLocal: true }), flags);
       expect(podsHit(await lab.probe('c', { proto: 'tcp', ip, port: 80, count: 20 }))).toEqual(Array(20).fill('a'));
       expect(podsHit(await lab.probe('node', { proto: 'tcp', ip, port: 80, count: 4 }))).toEqual(Array(4).fill('a'));
     });
@@ -78,7 +79,7 @@ describe.each(LAYOUTS)('traffic policies and endpoint conditions on a real kerne
 
   it('ClientIP session affinity: every client sticks to one endpoint', async () => {
     const ip = '10.96.1.20';
-    await applyObjects(lab, files, svc('sticky', ip, [local(A.ip), local(B.ip)], { affinity: 60 }), { layout });
+    await applyObjects(lab, files, svc('sticky', ip, [local(A.ip), local(B.ip)], { affinity: 60 }), flags);
     const fromC = podsHit(await lab.probe('c', { proto: 'tcp', ip, port: 80, count: 20 }));
     expect(new Set(fromC).size).toBe(1);
     expect(['a', 'b']).toContain(fromC[0]);
@@ -89,7 +90,7 @@ describe.each(LAYOUTS)('traffic policies and endpoint conditions on a real kerne
 
     // Control: without affinity the same two endpoints both get traffic from one client.
     await lab.resetNetfilter();
-    await applyObjects(lab, files, svc('sticky', ip, [local(A.ip), local(B.ip)]), { layout });
+    await applyObjects(lab, files, svc('sticky', ip, [local(A.ip), local(B.ip)]), flags);
     const spread = tally(podsHit(await lab.probe('c', { proto: 'tcp', ip, port: 80, count: 20 })));
     expect(Object.keys(spread).sort()).toEqual(['a', 'b']);
   });
@@ -98,15 +99,15 @@ describe.each(LAYOUTS)('traffic policies and endpoint conditions on a real kerne
     const ip = '10.96.1.30';
     const terminatingB = local(B.ip, { ready: false, serving: true, terminating: true });
 
-    await applyObjects(lab, files, svc('term', ip, [local(A.ip), terminatingB]), { layout });
+    await applyObjects(lab, files, svc('term', ip, [local(A.ip), terminatingB]), flags);
     expect(podsHit(await lab.probe('c', { proto: 'tcp', ip, port: 80, count: 20 }))).toEqual(Array(20).fill('a'));
 
     // A is gone; only the serving, terminating B remains: it is the fallback.
-    await applyObjects(lab, files, svc('term', ip, [terminatingB]), { layout });
+    await applyObjects(lab, files, svc('term', ip, [terminatingB]), flags);
     expect(podsHit(await lab.probe('c', { proto: 'tcp', ip, port: 80, count: 10 }))).toEqual(Array(10).fill('b'));
 
     // B stops serving too: nothing left, so the Service rejects.
-    await applyObjects(lab, files, svc('term', ip, [local(B.ip, { ready: false, serving: false, terminating: true })]), { layout });
+    await applyObjects(lab, files, svc('term', ip, [local(B.ip, { ready: false, serving: false, terminating: true })]), flags);
     expect(outcomes(await lab.probe('c', { proto: 'tcp', ip, port: 80, count: 3 }))).toEqual(Array(3).fill('refused'));
   });
 
@@ -139,11 +140,11 @@ describe.each(LAYOUTS)('traffic policies and endpoint conditions on a real kerne
       endpointSlice({ name: 'otherproxy-1', service: 'otherproxy', ports: [{ port: 8080 }], endpoints: [local(A.ip)] }),
     ];
     const plain = svc('plain', PLAIN_IP, [local(A.ip)]);
-    await applyObjects(lab, files, [...headless, externalName, ...otherProxy, ...plain], { layout });
+    await applyObjects(lab, files, [...headless, externalName, ...otherProxy, ...plain], flags);
 
-    const dump = await lab.iptablesSave();
+    const dump = (await lab.iptablesSave()) + (backend === 'ipvs' ? await ipvsState(lab) : '');
     // The Service applied alongside them is there, so the absence below means something.
-    expect(dump).toContain('default/plain');
+    expect(dump).toContain(PLAIN_IP);
     for (const name of ['default/headless', 'default/extname', 'default/otherproxy']) expect(dump).not.toContain(name);
     expect(dump).not.toContain(OTHER_IP);
     expect(podsHit(await lab.probe('c', { proto: 'tcp', ip: PLAIN_IP, port: 80 }))).toEqual(['a']);
