@@ -136,17 +136,24 @@ describe('planIpvs', () => {
     expect(p.ipvsadm).toBe('-d -u 10.96.0.53:53 -r 10.244.1.2:5353\n');
   });
 
-  it('a deleted Service keeps its virtual server and address while a connection drains, then both go', () => {
+  it('a port that loses every endpoint keeps its virtual server while a connection drains; a deleted Service goes at once', () => {
     const before = plan(desired([[WEB, ['10.244.1.2:8080']], [DNS, ['10.244.1.2:5353']]]), UNKNOWN_KERNEL_STATE).after;
-    const want = desired([[DNS, ['10.244.1.2:5353']]]);
-    const draining = plan(want, before, counts(WEB.key, { '10.244.1.2:8080': 1 }));
+    // web has no endpoints left, but still exists: its address stays wanted.
+    const noEndpoints: IpvsDesired = { ...desired([[DNS, ['10.244.1.2:5353']]]), addresses: new Set([WEB.address, DNS.address]) };
+    const draining = plan(noEndpoints, before, counts(WEB.key, { '10.244.1.2:8080': 1 }));
     expect(draining.ipvsadm).toBe('-e -t 10.96.0.10:80 -r 10.244.1.2:8080 -m -w 0\n');
     expect(draining.addressDels).toBe('');
-    expect(draining.ipsetDels).toBe(`del ${KUBE_CLUSTER_IP} 10.96.0.10,tcp:80\n`);
-    const gone = plan(want, draining.after, counts(WEB.key, { '10.244.1.2:8080': 0 }));
+    const drained = plan(noEndpoints, draining.after, counts(WEB.key, { '10.244.1.2:8080': 0 }));
+    expect(drained.ipvsadm).toBe('-D -t 10.96.0.10:80\n');
+    expect(drained.addressDels).toBe('');
+
+    // web deleted: no counters are even asked for; the virtual server, address and set members go.
+    const deleted = desired([[DNS, ['10.244.1.2:5353']]]);
+    expect(needsCounts(deleted, before)).toEqual([]);
+    const gone = plan(deleted, before, counts(WEB.key, { '10.244.1.2:8080': 3 }));
     expect(gone.ipvsadm).toBe('-D -t 10.96.0.10:80\n');
     expect(gone.addressDels).toBe('address del 10.96.0.10/32 dev kube-ipvs0\n');
-    expect(gone.ipsetDels).toBe(`del ${KUBE_IPVS_IPS} 10.96.0.10\n`);
+    expect(gone.ipsetDels).toBe(`del ${KUBE_CLUSTER_IP} 10.96.0.10,tcp:80\ndel ${KUBE_IPVS_IPS} 10.96.0.10\n`);
   });
 
   it('changed affinity edits the virtual server in place (-E with every option)', () => {

@@ -106,7 +106,8 @@ export interface IpvsPlan {
 export function needsCounts(desired: IpvsDesired, observed: IpvsKernelState): VirtualServerKey[] {
   const out: VirtualServerKey[] = [];
   for (const [key, vs] of observed.table.virtualServers) {
-    if (vs.protocol !== 'tcp') continue;
+    // UDP and SCTP are never drained; a deleted Service's virtual servers go whatever their connections.
+    if (vs.protocol !== 'tcp' || !desired.addresses.has(vs.address)) continue;
     const want = desired.table.realServers.get(key);
     const have = observed.table.realServers.get(key) ?? new Map<string, RealServer>();
     for (const hostPort of have.keys()) {
@@ -123,7 +124,8 @@ export function needsCounts(desired: IpvsDesired, observed: IpvsKernelState): Vi
  * The difference between `observed` and `desired`, with kube-proxy's graceful termination: a TCP real server
  * that goes away while it still has connections is set to weight 0 (no new connections, existing ones
  * continue) and deleted by a later sync once `counts` shows none; UDP and SCTP ones are deleted at once. A
- * virtual server that goes away is kept, with its address, while any of its real servers drains.
+ * port that loses every endpoint keeps its virtual server while any real server drains; a deleted Service's
+ * virtual servers go at once.
  * `rulesPayload` turns the ruleset body into the restore input (jumps depend on the live tables).
  */
 export function planIpvs(
@@ -161,6 +163,12 @@ export function planIpvs(
       // A weight-0 leftover (a draining endpoint that came back, or a previous run's) is serving again.
       else if (current.weight !== rs.weight) realLines.push(editRealServer(key, rs));
       reals.set(rs.hostPort, rs);
+    }
+    // The Service itself is gone (its ClusterIP is no longer wanted): the virtual server goes at once, as
+    // upstream's, rather than keeping a dead Service's address bound while connections time out.
+    if (want === undefined && !desired.addresses.has(vs.address)) {
+      removeLines.push(deleteVirtualServer(key));
+      continue;
     }
     const gone = [...haveReals.values()].filter((rs) => !wantReals.has(rs.hostPort)).sort(byHostPort);
     for (const rs of gone) {
