@@ -45,6 +45,8 @@ describe('switchboard compile', () => {
     [['compile', '-f', '-', '--cluster-cidr', '10.244.0.1/16'], /--cluster-cidr: .*not a valid IPv4 CIDR/],
     [['compile', '-f', '-', '--cluster-cidr', '10.0.0.0/8,10.1.0.0/16'], /at most one IPv4 CIDR/],
     [['compile', '-f', '-', '--backend', 'bpf'], /Allowed choices are iptables, ipvs, nftables/],
+    [['compile', '-f', '-', '--backend', 'nftables'], /--backend nftables: not implemented yet; iptables and ipvs are available/],
+    [['compile', '-f', '-', '--backend', 'ipvs', '--ipvs-scheduler', 'fastest'], /Allowed choices are rr, wrr, lc/],
     [['compile', '-f', '-', '--node-ip', 'nope'], /--node-ip: "nope" is not an IP address/],
     [['frobnicate'], /unknown command/],
   ])('exits 2 on usage error %j', async (args, message) => {
