@@ -6,7 +6,21 @@ import { KUBE_LOOP_BACK, KUBE_LOOP_BACK_NEXT } from './skeleton.js';
  * set or DNAT to an endpoint the set lacks. (Deletions wait for the next sync: see LoopbackSet.planPartial.)
  */
 export interface IpsetPlan {
+  /** The input in pieces, generated afresh on each iteration: a full sync's 100,000 members are never one string. */
+  readonly chunks: Iterable<string>;
+  /** The whole input, joined on first use (tests, error reports, printing). */
   readonly input: string;
+}
+
+function ipsetPlan(chunks: Iterable<string>): IpsetPlan {
+  let joined: string | undefined;
+  return {
+    chunks,
+    get input(): string {
+      joined ??= [...chunks].join('');
+      return joined;
+    },
+  };
 }
 
 /** Large enough for 100,000 endpoints with room; the kernel allocates as entries arrive. */
@@ -82,17 +96,19 @@ export class LoopbackSet {
 
   /** The whole set, filled aside and swapped in atomically, whatever the kernel held. */
   planFull(): { plan: IpsetPlan; commit: () => void } {
-    const lines = [createLine(KUBE_LOOP_BACK_NEXT, this.family), `flush ${KUBE_LOOP_BACK_NEXT}\n`];
+    // Only the members are snapshot (IPv4 ones as unboxed doubles); their lines are generated while `ipset`
+    // reads them.
     const snapshot: LoopbackKey[] = [];
-    for (const [k, v] of this.members) {
-      if (v < 2) continue;
-      snapshot.push(k);
-      lines.push(`add ${KUBE_LOOP_BACK_NEXT} ${loopbackEntry(k)}\n`);
+    for (const [k, v] of this.members) if (v >= 2) snapshot.push(k);
+    const family = this.family;
+    function* generate(): Generator<string> {
+      yield createLine(KUBE_LOOP_BACK_NEXT, family) + `flush ${KUBE_LOOP_BACK_NEXT}\n`;
+      for (const k of snapshot) yield `add ${KUBE_LOOP_BACK_NEXT} ${loopbackEntry(k)}\n`;
+      yield createLine(KUBE_LOOP_BACK, family) + `swap ${KUBE_LOOP_BACK_NEXT} ${KUBE_LOOP_BACK}\n` + `destroy ${KUBE_LOOP_BACK_NEXT}\n`;
     }
-    lines.push(createLine(KUBE_LOOP_BACK, this.family), `swap ${KUBE_LOOP_BACK_NEXT} ${KUBE_LOOP_BACK}\n`, `destroy ${KUBE_LOOP_BACK_NEXT}\n`);
     const covered = [...this.dirty];
     return {
-      plan: { input: lines.join('') },
+      plan: ipsetPlan({ [Symbol.iterator]: generate }),
       commit: () => {
         // The kernel now holds exactly the snapshot.
         for (const [k, v] of this.members) this.update(k, v & ~1);
@@ -128,7 +144,7 @@ export class LoopbackSet {
       return undefined;
     }
     const line = (op: string) => (k: LoopbackKey) => `${op} ${KUBE_LOOP_BACK} ${loopbackEntry(k)}\n`;
-    return { plan: { input: [...adds.map(line('add')), ...dels.map(line('del'))].join('') }, commit };
+    return { plan: ipsetPlan([...adds.map(line('add')), ...dels.map(line('del'))]), commit };
   }
 
   /** Members wanted by at least one Service. */
@@ -140,6 +156,8 @@ export class LoopbackSet {
 }
 
 /** An ipset plan as `#` lines, so a printed payload stays valid iptables-restore input (dry run, `compile`). */
-export function ipsetPlanAsComments(plan: IpsetPlan): string {
-  return `# ipset restore -exist, before iptables-restore:\n${plan.input.replace(/^(?=.)/gm, '# ')}`;
+export function* ipsetPlanAsComments(plan: IpsetPlan): Generator<string> {
+  yield '# ipset restore -exist, before iptables-restore:\n';
+  // Every piece starts at a line start (the plans yield whole lines), so each can be commented on its own.
+  for (const chunk of plan.chunks) yield chunk.replace(/^(?=.)/gm, '# ');
 }

@@ -21,8 +21,12 @@ export interface RestorePayload {
   readonly stats: PayloadStats;
 }
 
-/** The pieces regrouped into strings of about `size` characters: few writes, and never the whole text at once. */
-export function* batches(chunks: Iterable<string>, size = 1 << 20): Generator<string> {
+/**
+ * The pieces regrouped into strings of about `size` characters: few writes, and never the whole text at once.
+ * 64 kB keeps each batch (and the Buffer the pipe makes of it) out of V8's large-object space: 1 MB batches
+ * left some 10 MB of dead strings and Buffers per full sync waiting for a collection.
+ */
+export function* batches(chunks: Iterable<string>, size = 1 << 16): Generator<string> {
   let group: string[] = [];
   let length = 0;
   for (const c of chunks) {
