@@ -1,3 +1,4 @@
+import { exactSize } from '../../compact.js';
 import { joinHostPort } from '../../model/ip.js';
 import { probability } from './probability.js';
 import { KUBE_MARK_MASQ } from './skeleton.js';
@@ -106,8 +107,8 @@ function policyRuleCount(spec: PolicyChainSpec): number {
  * text the agent never holds.
  */
 export class ChainTable implements ReadonlyMap<string, string> {
-  private readonly names: string[] = [];
-  private readonly items: (string | EndpointChainSpec | PolicyChainSpec)[] = [];
+  private names: string[] = [];
+  private items: (string | EndpointChainSpec | PolicyChainSpec)[] = [];
   private index: Map<string, number> | undefined;
 
   setText(name: string, text: string): void {
@@ -131,6 +132,12 @@ export class ChainTable implements ReadonlyMap<string, string> {
     this.names.push(name);
     this.items.push(item);
     this.index?.set(name, this.names.length - 1);
+  }
+
+  /** Drops the lists' spare capacity once the table is complete (it lives as long as its fragment). */
+  trim(): void {
+    this.names = exactSize(this.names);
+    this.items = exactSize(this.items);
   }
 
   private find(name: string): number {

@@ -1,3 +1,4 @@
+import { exactSize } from '../../compact.js';
 import { categorizeEndpoints } from '../../model/categorize.js';
 import type { Endpoint, Service, ServiceKey, ServicePortSpec } from '../../model/types.js';
 import { servicePortNameString } from '../../model/types.js';
@@ -127,7 +128,15 @@ export function renderServiceFragment(
   }
   natRuleCount += natChains.ruleCount(countLines);
   natRuleCount += natServiceRules.length;
-  return { key: service.key, natChains, natServiceRules, filterServiceRules, natRuleCount, loopback };
+  natChains.trim();
+  return {
+    key: service.key,
+    natChains,
+    natServiceRules: exactSize(natServiceRules),
+    filterServiceRules: exactSize(filterServiceRules),
+    natRuleCount,
+    loopback: exactSize(loopback),
+  };
 }
 
 export function countLines(text: string): number {
