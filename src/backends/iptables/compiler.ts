@@ -4,7 +4,7 @@ import type { ServiceKey, ServicePortSpec } from '../../model/types.js';
 import { type ServiceFragment, type ServicePortInput, renderServiceFragment } from './fragment.js';
 import { EMPTY_LIVE_RULES, type LiveRules } from './live-state.js';
 import type { IptablesOptions } from './options.js';
-import { type IpsetPlan, LoopbackSet } from './loopback-set.js';
+import { type IpsetPlan, type LoopbackKey, LoopbackSet } from './loopback-set.js';
 import { type RestorePayload, emptyPartial, planFull, planPartial } from './payload.js';
 import { fixedRules } from './skeleton.js';
 
@@ -133,7 +133,9 @@ export class IptablesCompiler {
       filterRulesTotal: this.filterRulesTotal + this.fixedFilterRules,
     };
     const rules = planPartial(this.applied, this.wanted, covered, totals, this.options.maxChainsPerTransaction);
-    const ipset = this.loopback.planPartial();
+    const touched: LoopbackKey[] = [];
+    for (const key of covered) touched.push(...(this.applied.get(key)?.loopback ?? []), ...(this.wanted.get(key)?.loopback ?? []));
+    const ipset = this.loopback.planPartial(touched);
     this.pending = new Set();
     const commit = (): void => {
       for (const [key, fragment] of snapshot) {
