@@ -1,3 +1,4 @@
+import { exactSize } from '../compact.js';
 import { FieldReader, type JsonObject, type Normalized, isObject, labelsOf } from './fields.js';
 import { type IPFamily, parseIP } from './ip.js';
 import { SERVICE_PROXY_NAME_LABEL } from './service.js';
@@ -51,7 +52,7 @@ function readPorts(r: FieldReader, obj: JsonObject): SlicePort[] {
     // A slice port without a number matches no service port; kube-proxy ignores it the same way.
     if (port !== undefined) ports.push({ name, port, protocol });
   });
-  return ports;
+  return exactSize(ports);
 }
 
 /** Shared by every endpoint without hints (nearly all of them), instead of two empty arrays each. */
@@ -100,7 +101,7 @@ function readEndpoints(r: FieldReader, obj: JsonObject, family: IPFamily): Slice
       endpoints.push({ ip, ready, serving, terminating, nodeName: nodeName === undefined ? undefined : internNodeName(nodeName), zoneHints, nodeHints });
     }
   });
-  return endpoints;
+  return exactSize(endpoints);
 }
 
 function readHintNames(r: FieldReader, hints: JsonObject, key: string, path: string): string[] {
@@ -110,5 +111,5 @@ function readHintNames(r: FieldReader, hints: JsonObject, key: string, path: str
     const name = isObject(item) ? r.string(item, 'name', `${path}[${i}].name`, true) : r.fail(`${path}[${i}]`, 'must be an object');
     if (name !== undefined) names.push(name);
   });
-  return names;
+  return exactSize(names);
 }

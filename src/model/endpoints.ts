@@ -39,6 +39,18 @@ export function endpointsForPort(
   return [...byHostPort.values()].sort(byHostPortText);
 }
 
+/** How many endpoints endpointsForPort would return, without building them. */
+export function endpointCountForPort(slices: readonly EndpointSlice[], port: ServicePortSpec, family: IPFamily): number {
+  const hostPorts = new Set<string>();
+  for (const slice of slices) {
+    if (slice.family !== family) continue;
+    const slicePort = slice.ports.find((p) => p.name === port.name && p.protocol === port.protocol);
+    if (slicePort === undefined) continue;
+    for (const ep of slice.endpoints) hostPorts.add(joinHostPort(ep.ip, slicePort.port));
+  }
+  return hostPorts.size;
+}
+
 export function byHostPortText(a: Endpoint, b: Endpoint): number {
   return a.hostPort < b.hostPort ? -1 : a.hostPort > b.hostPort ? 1 : 0;
 }

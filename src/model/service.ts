@@ -1,3 +1,4 @@
+import { exactSize } from '../compact.js';
 import { FieldReader, type JsonObject, type Normalized, labelsOf } from './fields.js';
 import { type IPFamily, parseIP } from './ip.js';
 import {
@@ -103,12 +104,15 @@ function readPorts(r: FieldReader, spec: JsonObject): ServicePortSpec[] | undefi
     seen.add(id);
     if (port !== undefined) ports.push({ name, port, protocol });
   });
-  return ports;
+  return exactSize(ports);
 }
+
+/** Shared by every Service without affinity (nearly all), instead of one object each. */
+const NO_AFFINITY: SessionAffinity = Object.freeze({ type: 'None' });
 
 function readAffinity(r: FieldReader, spec: JsonObject): SessionAffinity {
   const type = r.oneOf(spec, 'sessionAffinity', 'spec.sessionAffinity', ['None', 'ClientIP'] as const) ?? 'None';
-  if (type === 'None') return { type };
+  if (type === 'None') return NO_AFFINITY;
   const config = r.object(spec, 'sessionAffinityConfig', 'spec.sessionAffinityConfig', false);
   const clientIP = config && r.object(config, 'clientIP', 'spec.sessionAffinityConfig.clientIP', false);
   const timeoutSeconds =

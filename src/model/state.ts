@@ -1,3 +1,4 @@
+import { exactSize } from '../compact.js';
 import type { EndpointSlice, Service, ServiceKey } from './types.js';
 
 /**
@@ -7,7 +8,11 @@ import type { EndpointSlice, Service, ServiceKey } from './types.js';
 export class ClusterState {
   private readonly services = new Map<ServiceKey, Service>();
   private readonly slices = new Map<string, EndpointSlice>();
-  private readonly slicesByService = new Map<ServiceKey, Map<string, EndpointSlice>>();
+  /**
+   * Each Service's slices in name order (they share its namespace), as immutable arrays replaced on change:
+   * a Map per Service cost some 850 bytes each, 8.5 MB at 10,000 Services that nearly all have one slice.
+   */
+  private readonly slicesByService = new Map<ServiceKey, readonly EndpointSlice[]>();
   private readonly changed = new Set<ServiceKey>();
 
   setService(service: Service): void {
@@ -23,14 +28,13 @@ export class ClusterState {
     const id = `${slice.namespace}/${slice.name}`;
     const previous = this.slices.get(id);
     // A slice can be relabelled to another Service: both Services change.
-    if (previous !== undefined && previous.service !== slice.service) this.unindex(id, previous);
+    if (previous !== undefined && previous.service !== slice.service) this.unindex(previous);
     this.slices.set(id, slice);
-    let bySlice = this.slicesByService.get(slice.service);
-    if (bySlice === undefined) {
-      bySlice = new Map();
-      this.slicesByService.set(slice.service, bySlice);
-    }
-    bySlice.set(id, slice);
+    const others = this.slicesByService.get(slice.service) ?? [];
+    const at = others.findIndex((s) => s.name === slice.name);
+    // concat and map size their result exactly (push would leave spare capacity in every list).
+    const next = at >= 0 ? others.map((s, i) => (i === at ? slice : s)) : others.concat([slice]).sort(byName);
+    this.slicesByService.set(slice.service, next);
     this.changed.add(slice.service);
   }
 
@@ -39,13 +43,13 @@ export class ClusterState {
     const previous = this.slices.get(id);
     if (previous === undefined) return;
     this.slices.delete(id);
-    this.unindex(id, previous);
+    this.unindex(previous);
   }
 
-  private unindex(id: string, slice: EndpointSlice): void {
-    const bySlice = this.slicesByService.get(slice.service);
-    bySlice?.delete(id);
-    if (bySlice?.size === 0) this.slicesByService.delete(slice.service);
+  private unindex(slice: EndpointSlice): void {
+    const rest = exactSize((this.slicesByService.get(slice.service) ?? []).filter((s) => s.name !== slice.name));
+    if (rest.length === 0) this.slicesByService.delete(slice.service);
+    else this.slicesByService.set(slice.service, rest);
     this.changed.add(slice.service);
   }
 
@@ -66,10 +70,8 @@ export class ClusterState {
   }
 
   /** Slices of a Service in name order, so endpoint merging is deterministic. */
-  slicesOf(key: ServiceKey): EndpointSlice[] {
-    const bySlice = this.slicesByService.get(key);
-    if (bySlice === undefined) return [];
-    return [...bySlice.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, slice]) => slice);
+  slicesOf(key: ServiceKey): readonly EndpointSlice[] {
+    return this.slicesByService.get(key) ?? [];
   }
 
   /** Returns and forgets the Services changed since the last call. */
@@ -78,4 +80,8 @@ export class ClusterState {
     this.changed.clear();
     return out;
   }
+}
+
+function byName(a: EndpointSlice, b: EndpointSlice): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }

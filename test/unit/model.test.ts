@@ -88,7 +88,7 @@ describe('endpoint merging', () => {
   });
 
   it('keeps the non-terminating copy of a duplicate endpoint', async () => {
-    const { endpointsForPort } = await import('../../src/model/endpoints.js');
+    const { endpointCountForPort, endpointsForPort } = await import('../../src/model/endpoints.js');
     const { state } = load([
       endpointSlice({ name: 'a', service: 'web', ports: [{ name: 'http', port: 8080 }], endpoints: [{ ip: '10.1.1.1', ready: false, serving: true, terminating: true }, { ip: '10.1.1.11' }] }),
       endpointSlice({ name: 'b', service: 'web', ports: [{ name: 'http', port: 8080 }], endpoints: [{ ip: '10.1.1.1' }] }),
@@ -100,6 +100,9 @@ describe('endpoint merging', () => {
       ['10.1.1.1:8080', true],
     ]);
     expect(endpointsForPort(slices, { name: 'http', port: 80, protocol: 'UDP' }, 'IPv4', 'node-a')).toEqual([]);
+    // The compiler counts before it renders: the count must be the merged list's length.
+    expect(endpointCountForPort(slices, { name: 'http', port: 80, protocol: 'TCP' }, 'IPv4')).toBe(2);
+    expect(endpointCountForPort(slices, { name: 'http', port: 80, protocol: 'UDP' }, 'IPv4')).toBe(0);
   });
 });
 

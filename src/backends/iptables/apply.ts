@@ -54,9 +54,8 @@ export async function readLiveRules(family: IPFamily, tools = defaultIptablesToo
  */
 export async function restore(payload: string | Iterable<string>, family: IPFamily, tools = defaultIptablesTools(family)): Promise<void> {
   const { restore: tool } = tools;
-  const input = typeof payload === 'string' ? payload : Readable.from(batches(payload), { objectMode: false });
   try {
-    await execa(tool, [...WAIT_ARGS, '--noflush', '--counters'], { input, timeout: 600_000 });
+    await execa(tool, [...WAIT_ARGS, '--noflush', '--counters'], { input: streamed(payload), timeout: 600_000 });
   } catch (e) {
     const output = toolOutput(e);
     const text = typeof payload === 'string' ? payload : [...payload].join('');
@@ -64,13 +63,22 @@ export async function restore(payload: string | Iterable<string>, family: IPFami
   }
 }
 
-/** Applies an `ipset restore` input; `-exist` makes creates, adds and deletes idempotent. Throws ApplyError. */
-export async function restoreIpset(text: string): Promise<void> {
-  if (text === '') return;
+/** A tool's stdin: a string as it is, pieces regrouped into batches and streamed without being joined. */
+function streamed(input: string | Iterable<string>): string | Readable {
+  return typeof input === 'string' ? input : Readable.from(batches(input), { objectMode: false });
+}
+
+/**
+ * Applies an `ipset restore` input; `-exist` makes creates, adds and deletes idempotent. Pieces are streamed as
+ * in `restore`. Throws ApplyError.
+ */
+export async function restoreIpset(input: string | Iterable<string>): Promise<void> {
+  if (input === '' || (Array.isArray(input) && input.length === 0)) return;
   try {
-    await execa('ipset', ['restore', '-exist'], { input: text, timeout: 120_000 });
+    await execa('ipset', ['restore', '-exist'], { input: streamed(input), timeout: 120_000 });
   } catch (e) {
     const output = toolOutput(e);
+    const text = typeof input === 'string' ? input : [...input].join('');
     throw new ApplyError(`ipset restore failed: ${describe(e, 'ipset')}`, output, offendingLines(text, output));
   }
 }

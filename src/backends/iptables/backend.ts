@@ -63,13 +63,13 @@ export class IptablesBackend implements ProxyBackend {
       // Streamed like a restore: a 10,000-Service payload is never joined into one piece.
       print(
         (function* () {
-          if (ipset) yield ipsetPlanAsComments(ipset);
+          if (ipset) yield* ipsetPlanAsComments(ipset);
           yield* batches(counted);
         })(),
       );
     } else {
       try {
-        if (ipset) await restoreIpset(ipset.input);
+        if (ipset) await restoreIpset(ipset.chunks);
         if (payload.kind === 'full' || payload.length > 0) await restore(counted, this.options.family, this.tools);
       } catch (e) {
         plan.abort();

@@ -1,7 +1,8 @@
+import { exactSize } from '../../compact.js';
 import { categorizeEndpoints } from '../../model/categorize.js';
 import type { Endpoint, Service, ServiceKey, ServicePortSpec } from '../../model/types.js';
 import { servicePortNameString } from '../../model/types.js';
-import { ChainTable, type EndpointChainStyle } from './chain-table.js';
+import { ChainTable, type EndpointChainStyle, type PolicyChainSpec, type PolicyChainStyle, hostPortKey } from './chain-table.js';
 import { type LoopbackKey, loopbackKey } from './loopback-set.js';
 import { endpointChain, servicePortChains } from './names.js';
 import type { IptablesOptions } from './options.js';
@@ -44,6 +45,9 @@ export function unservedPortRule(spn: string, match: string, hasAnyEndpoints: bo
   if (!hasInternalEndpoints) return `-m comment --comment "${spn} has no local endpoints" ${match} -j DROP`;
   return undefined;
 }
+
+/** The endpoint chains of a flat policy chain's rules: none, they DNAT inline. */
+const NO_CHAINS: readonly string[] = Object.freeze([]);
 
 /** A service port with its merged endpoints, ready to render. */
 export interface ServicePortInput {
@@ -98,40 +102,32 @@ export function renderServiceFragment(
       }
       return name;
     };
-    const ipComment = `-m comment --comment "${spn} cluster IP" ${match}`;
-    // Lines are joined, never appended with +=: join yields one flat string, while += leaves a tree of
-    // string pieces that costs several times the text's size at 10,000 Services.
-    const policyRules = (chain: string, list: readonly Endpoint[], withMasquerade: boolean): string => {
-      const lines: string[] = [];
-      if (withMasquerade) {
-        if (opts.masqueradeAll) lines.push(`-A ${chain} ${ipComment} -j ${KUBE_MARK_MASQ}\n`);
-        else if (opts.clusterCidr !== undefined) lines.push(`-A ${chain} ${ipComment} ! -s ${opts.clusterCidr} -j ${KUBE_MARK_MASQ}\n`);
-      }
-      const comment = (ep: Endpoint): string => (largeCluster ? '' : ` -m comment --comment "${spn} -> ${ep.hostPort}"`);
-      if (service.sessionAffinity.type === 'ClientIP') {
-        const seconds = service.sessionAffinity.timeoutSeconds;
-        for (const ep of list) {
-          const sep = epChainName(ep);
-          lines.push(`-A ${chain}${comment(ep)} -m recent --name ${sep} --rcheck --seconds ${seconds} --reap -j ${sep}\n`);
-        }
-      }
-      list.forEach((ep, i) => {
-        const stat = i < list.length - 1 ? ` -m statistic --mode random --probability ${probability(list.length - i)}` : '';
-        // Flat: the endpoint chain's DNAT inline (without its no-op `-m tcp`: each match costs re-validation time).
-        const action = flat ? `-p ${proto} -j DNAT --to-destination ${ep.hostPort}` : `-j ${epChainName(ep)}`;
-        lines.push(`-A ${chain}${comment(ep)}${stat} ${action}\n`);
-      });
-      return lines.join('');
+    // Joined, not concatenated: a template literal leaves a tree of string pieces (V8 cons strings) that costs
+    // several times the text's size, and these strings live as long as the fragment.
+    const ipComment = ['-m comment --comment "', spn, ' cluster IP" ', match].join('');
+    const policyStyle: PolicyChainStyle = {
+      spn,
+      ipComment,
+      affinitySeconds: service.sessionAffinity.type === 'ClientIP' ? service.sessionAffinity.timeoutSeconds : undefined,
+      largeCluster,
+      dnatProto: flat ? proto : undefined,
     };
+    const masquerade = opts.masqueradeAll ? '' : opts.clusterCidr !== undefined ? ` ! -s ${opts.clusterCidr}` : undefined;
+    const policyChain = (list: readonly Endpoint[], withMasquerade: boolean): PolicyChainSpec => ({
+      style: policyStyle,
+      masquerade: withMasquerade ? masquerade : undefined,
+      endpoints: list.map((ep) => hostPortKey(ep.ip, ep.port)),
+      chains: flat ? NO_CHAINS : list.map(epChainName),
+    });
 
     if (hasInternalEndpoints) {
-      natServiceRules.push(`${ipComment} -j ${internalPolicyChain}`);
+      natServiceRules.push([ipComment, ' -j ', internalPolicyChain].join(''));
     }
     if (sel.clusterEndpoints.length > 0) {
-      natChains.setText(chains.svc, policyRules(chains.svc, sel.clusterEndpoints, hasInternalEndpoints && !iTPLocal));
+      natChains.setPolicy(chains.svc, policyChain(sel.clusterEndpoints, hasInternalEndpoints && !iTPLocal));
     }
     if (sel.localEndpoints.length > 0) {
-      natChains.setText(chains.svl, policyRules(chains.svl, sel.localEndpoints, hasInternalEndpoints && iTPLocal));
+      natChains.setPolicy(chains.svl, policyChain(sel.localEndpoints, hasInternalEndpoints && iTPLocal));
     }
     const style: EndpointChainStyle = {
       comment: largeCluster ? '' : ` -m comment --comment ${spn}`,
@@ -145,7 +141,15 @@ export function renderServiceFragment(
   }
   natRuleCount += natChains.ruleCount(countLines);
   natRuleCount += natServiceRules.length;
-  return { key: service.key, natChains, natServiceRules, filterServiceRules, natRuleCount, loopback };
+  natChains.trim();
+  return {
+    key: service.key,
+    natChains,
+    natServiceRules: exactSize(natServiceRules),
+    filterServiceRules: exactSize(filterServiceRules),
+    natRuleCount,
+    loopback: exactSize(loopback),
+  };
 }
 
 export function countLines(text: string): number {

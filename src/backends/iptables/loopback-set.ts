@@ -6,7 +6,21 @@ import { KUBE_LOOP_BACK, KUBE_LOOP_BACK_NEXT } from './skeleton.js';
  * set or DNAT to an endpoint the set lacks. (Deletions wait for the next sync: see LoopbackSet.planPartial.)
  */
 export interface IpsetPlan {
+  /** The input in pieces, generated afresh on each iteration: a full sync's 100,000 members are never one string. */
+  readonly chunks: Iterable<string>;
+  /** The whole input, joined on first use (tests, error reports, printing). */
   readonly input: string;
+}
+
+function ipsetPlan(chunks: Iterable<string>): IpsetPlan {
+  let joined: string | undefined;
+  return {
+    chunks,
+    get input(): string {
+      joined ??= [...chunks].join('');
+      return joined;
+    },
+  };
 }
 
 /** Large enough for 100,000 endpoints with room; the kernel allocates as entries arrive. */
@@ -47,12 +61,13 @@ export function loopbackEntry(key: LoopbackKey): string {
 
 /**
  * The flat layout's KUBE-LOOP-BACK members: how many Services want each (Services can share an endpoint
- * ip:port) and whether the kernel holds it, packed in one map as count * 2 + held; and the members changed
- * since the last commit. Pure, like the compiler that owns it.
+ * ip:port) and whether the kernel holds it, packed in one map as count * 2 + held. Which members a partial
+ * sync must look at comes from the caller (the members of the Services it covers, before and after), not
+ * from a set kept here: that set held all 100,000 members across a first full sync. Pure, like the
+ * compiler that owns it.
  */
 export class LoopbackSet {
   private readonly members = new Map<LoopbackKey, number>();
-  private readonly dirty = new Set<LoopbackKey>();
   /** Held, but no longer in any rule the kernel holds: deleted by the next partial sync. */
   private readonly retired = new Set<LoopbackKey>();
 
@@ -73,65 +88,57 @@ export class LoopbackSet {
 
   /** One Service's members went from `before` to `after`. */
   replace(before: readonly LoopbackKey[] = [], after: readonly LoopbackKey[] = []): void {
-    for (const k of before) {
-      this.update(k, Math.max(0, (this.members.get(k) ?? 0) - 2));
-      this.dirty.add(k);
-    }
-    for (const k of after) {
-      this.update(k, (this.members.get(k) ?? 0) + 2);
-      this.dirty.add(k);
-    }
+    for (const k of before) this.update(k, Math.max(0, (this.members.get(k) ?? 0) - 2));
+    for (const k of after) this.update(k, (this.members.get(k) ?? 0) + 2);
   }
 
   /** The whole set, filled aside and swapped in atomically, whatever the kernel held. */
   planFull(): { plan: IpsetPlan; commit: () => void } {
-    const lines = [createLine(KUBE_LOOP_BACK_NEXT, this.family), `flush ${KUBE_LOOP_BACK_NEXT}\n`];
+    // Only the members are snapshot (IPv4 ones as unboxed doubles); their lines are generated while `ipset`
+    // reads them.
     const snapshot: LoopbackKey[] = [];
-    for (const [k, v] of this.members) {
-      if (v < 2) continue;
-      snapshot.push(k);
-      lines.push(`add ${KUBE_LOOP_BACK_NEXT} ${loopbackEntry(k)}\n`);
+    for (const [k, v] of this.members) if (v >= 2) snapshot.push(k);
+    const family = this.family;
+    function* generate(): Generator<string> {
+      yield createLine(KUBE_LOOP_BACK_NEXT, family) + `flush ${KUBE_LOOP_BACK_NEXT}\n`;
+      for (const k of snapshot) yield `add ${KUBE_LOOP_BACK_NEXT} ${loopbackEntry(k)}\n`;
+      yield createLine(KUBE_LOOP_BACK, family) + `swap ${KUBE_LOOP_BACK_NEXT} ${KUBE_LOOP_BACK}\n` + `destroy ${KUBE_LOOP_BACK_NEXT}\n`;
     }
-    lines.push(createLine(KUBE_LOOP_BACK, this.family), `swap ${KUBE_LOOP_BACK_NEXT} ${KUBE_LOOP_BACK}\n`, `destroy ${KUBE_LOOP_BACK_NEXT}\n`);
-    const covered = [...this.dirty];
     return {
-      plan: { input: lines.join('') },
+      plan: ipsetPlan({ [Symbol.iterator]: generate }),
       commit: () => {
         // The kernel now holds exactly the snapshot.
         for (const [k, v] of this.members) this.update(k, v & ~1);
         for (const k of snapshot) this.update(k, (this.members.get(k) ?? 0) | 1);
         this.retired.clear();
-        for (const k of covered) this.dirty.delete(k);
       },
     };
   }
 
   /**
-   * Members that became wanted go in before the rules that DNAT to them. Members no rule needs any more are
+   * `touched`: the members of the Services this sync covers, as the kernel's rules have them and as they will
+   * be. Members that became wanted go in before the rules that DNAT to them. Members no rule needs any more are
    * deleted one sync later, with that sync's adds: a member nothing DNATs to matches no new flow, so leaving it
    * a little longer is harmless, and a sync then runs one ipset process instead of two. Undefined when no
    * member changes.
    */
-  planPartial(): { plan: IpsetPlan; commit: () => void } | undefined {
-    const covered = [...this.dirty];
-    const adds = covered.filter((k) => this.wanted(k) && !this.held(k));
+  planPartial(touched: Iterable<LoopbackKey>): { plan: IpsetPlan; commit: () => void } | undefined {
+    const covered = new Set(touched);
+    const adds = [...covered].filter((k) => this.wanted(k) && !this.held(k));
     const dels = [...this.retired].filter((k) => !this.wanted(k) && this.held(k));
     const commit = (): void => {
       for (const k of adds) this.update(k, (this.members.get(k) ?? 0) | 1);
       for (const k of dels) this.update(k, (this.members.get(k) ?? 0) & ~1);
       this.retired.clear();
       // Removed from the rules by this sync: deletable from the next one on.
-      for (const k of covered) {
-        this.dirty.delete(k);
-        if (!this.wanted(k) && this.held(k)) this.retired.add(k);
-      }
+      for (const k of covered) if (!this.wanted(k) && this.held(k)) this.retired.add(k);
     };
     if (adds.length + dels.length === 0) {
       commit();
       return undefined;
     }
     const line = (op: string) => (k: LoopbackKey) => `${op} ${KUBE_LOOP_BACK} ${loopbackEntry(k)}\n`;
-    return { plan: { input: [...adds.map(line('add')), ...dels.map(line('del'))].join('') }, commit };
+    return { plan: ipsetPlan([...adds.map(line('add')), ...dels.map(line('del'))]), commit };
   }
 
   /** Members wanted by at least one Service. */
@@ -143,6 +150,8 @@ export class LoopbackSet {
 }
 
 /** An ipset plan as `#` lines, so a printed payload stays valid iptables-restore input (dry run, `compile`). */
-export function ipsetPlanAsComments(plan: IpsetPlan): string {
-  return `# ipset restore -exist, before iptables-restore:\n${plan.input.replace(/^(?=.)/gm, '# ')}`;
+export function* ipsetPlanAsComments(plan: IpsetPlan): Generator<string> {
+  yield '# ipset restore -exist, before iptables-restore:\n';
+  // Every piece starts at a line start (the plans yield whole lines), so each can be commented on its own.
+  for (const chunk of plan.chunks) yield chunk.replace(/^(?=.)/gm, '# ');
 }

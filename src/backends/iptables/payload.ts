@@ -21,8 +21,12 @@ export interface RestorePayload {
   readonly stats: PayloadStats;
 }
 
-/** The pieces regrouped into strings of about `size` characters: few writes, and never the whole text at once. */
-export function* batches(chunks: Iterable<string>, size = 1 << 20): Generator<string> {
+/**
+ * The pieces regrouped into strings of about `size` characters: few writes, and never the whole text at once.
+ * 64 kB keeps each batch (and the Buffer the pipe makes of it) out of V8's large-object space: 1 MB batches
+ * left some 10 MB of dead strings and Buffers per full sync waiting for a collection.
+ */
+export function* batches(chunks: Iterable<string>, size = 1 << 16): Generator<string> {
   let group: string[] = [];
   let length = 0;
   for (const c of chunks) {
@@ -79,10 +83,12 @@ const chainLine = (name: string): string => `:${name} - [0:0]\n`;
 export function planFull(fragments: readonly ServiceFragment[], opts: IptablesOptions, live: LiveRules): RestorePayload {
   const filter: string[] = ['*filter\n'];
   for (const name of FIXED_CHAINS.filter) filter.push(chainLine(name));
-  const wanted = new Set<string>();
-  for (const f of fragments) for (const name of f.natChains.keys()) wanted.add(name);
   const liveNat = live.chains.get('nat') ?? new Set<string>();
-  const stale = [...liveNat].filter((c) => isPerServiceChain(c) && !wanted.has(c)).sort();
+  // Chain names are unique across Services (their hash covers namespace, name and port), so counting suffices;
+  // a set of the wanted names (110,000 at 10,000 x 10) is built only from the live ones, to find the stale.
+  let wanted = 0;
+  for (const f of fragments) wanted += f.natChains.size;
+  const stale = staleChains(fragments, liveNat);
   const held = heldVerbatim(fragments, opts, live);
   /** The chains this sync writes: all wanted ones except those the kernel already holds verbatim. */
   const written = (f: ServiceFragment): Iterable<string> =>
@@ -109,7 +115,7 @@ export function planFull(fragments: readonly ServiceFragment[], opts: IptablesOp
   };
 
   const limit = opts.maxChainsPerTransaction;
-  const single = wanted.size - held.size + stale.length <= limit;
+  const single = wanted - held.size + stale.length <= limit;
   // Generated on each iteration rather than stored: the pieces of a 10,000-Service sync (endpoint chains
   // rendered from their facts) live only while the restore reads them.
   function* generate(): Generator<string> {
@@ -140,7 +146,7 @@ export function planFull(fragments: readonly ServiceFragment[], opts: IptablesOp
   return payloadOf('full', { [Symbol.iterator]: generate }, {
     natRulesWritten: natRules + natJumps.length,
     filterRulesWritten: filterTotal + filterJumps.length,
-    chainsWritten: wanted.size - held.size + FIXED_CHAINS.filter.length + FIXED_CHAINS.nat.length + FIXED_CHAINS.mangle.length,
+    chainsWritten: wanted - held.size + FIXED_CHAINS.filter.length + FIXED_CHAINS.nat.length + FIXED_CHAINS.mangle.length,
     chainsDeleted: stale.length,
     natRulesTotal: natRules,
     filterRulesTotal: filterTotal,
@@ -197,6 +203,15 @@ function* batchedNat(
   for (let i = 0; i < stale.length; i += limit) {
     yield* ['*nat\n', ...stale.slice(i, i + limit).map((c) => `-X ${c}\n`), 'COMMIT\n'];
   }
+}
+
+/** Per-service chains `liveNat` holds that no fragment declares, sorted. */
+function staleChains(fragments: readonly ServiceFragment[], liveNat: ReadonlySet<string>): string[] {
+  const unclaimed = new Set<string>();
+  for (const c of liveNat) if (isPerServiceChain(c)) unclaimed.add(c);
+  if (unclaimed.size === 0) return [];
+  for (const f of fragments) for (const name of f.natChains.keys()) unclaimed.delete(name);
+  return [...unclaimed].sort();
 }
 
 /**
