@@ -4,9 +4,11 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { TestApiServer } from '../apiserver/server.js';
-import { CLI, CLUSTER_CIDR, NODE_NAME, type TempFiles } from './helpers.js';
-import type { Lab } from './lab/index.js';
+import type { K8sObject } from '../support/objects.js';
+import { CLI, CLUSTER_CIDR, NODE_NAME, TempFiles, requireBuiltCli } from './helpers.js';
+import { type Lab, type PodSpec, createLab, requireKernelTestPrereqs } from './lab/index.js';
 
 const BRIDGE = fileURLToPath(new URL('./bin/unix-bridge.mjs', import.meta.url));
 export const BRIDGE_PORT = 16443;
@@ -98,6 +100,7 @@ export class Agent extends NsProcess {
 /** The test API server, its bridge into the lab, and a kubeconfig the agent in the lab can use. */
 export class ApiFixture {
   private bridge: NsProcess | undefined;
+  private readonly agents: Agent[] = [];
 
   private constructor(
     readonly server: TestApiServer,
@@ -128,8 +131,14 @@ export class ApiFixture {
     this.bridge = undefined;
   }
 
+  /** Kills every agent started since the last call (after each test). */
+  async killAgents(): Promise<void> {
+    const agents = this.agents.splice(0);
+    await Promise.all(agents.map((a) => a.stop('SIGKILL')));
+  }
+
   startAgent(opts: AgentOptions = {}): Agent {
-    return new Agent(this.lab.nodeNs, [
+    const agent = new Agent(this.lab.nodeNs, [
       CLI,
       'run',
       '--kubeconfig',
@@ -146,12 +155,51 @@ export class ApiFixture {
       'debug',
       ...(opts.extraArgs ?? []),
     ]);
+    this.agents.push(agent);
+    return agent;
   }
 
   async close(): Promise<void> {
     await this.stopBridge();
     await this.server.stop();
   }
+}
+
+/** The lab, temp files and API fixture of an agent test file; valid inside tests, after the suite's beforeAll. */
+export interface AgentLab {
+  readonly lab: Lab;
+  readonly files: TempFiles;
+  readonly api: ApiFixture;
+}
+
+/**
+ * Registers the lifecycle agent test files share: prerequisites checked loudly, a lab with these pods, the API
+ * server (holding `objects`) bridged into it; every agent a test started killed after it; all of it removed
+ * after the file, even on failure.
+ */
+export function useAgentLab(pods: readonly PodSpec[], objects: readonly K8sObject[] = []): AgentLab {
+  const ctx = {} as { lab: Lab; files: TempFiles; api: ApiFixture };
+  beforeAll(async () => {
+    requireKernelTestPrereqs();
+    requireBuiltCli();
+    ctx.files = await TempFiles.create();
+    ctx.lab = await createLab();
+    await Promise.all(pods.map((p) => ctx.lab.addPod(p)));
+    ctx.api = await ApiFixture.start(ctx.lab, ctx.files);
+    for (const o of objects) ctx.api.server.apply(o);
+  });
+  afterEach(async () => {
+    await ctx.api?.killAgents();
+  });
+  afterAll(async () => {
+    try {
+      await ctx.api?.close();
+      await ctx.lab?.destroy();
+    } finally {
+      await ctx.files?.cleanup();
+    }
+  });
+  return ctx;
 }
 
 /** Polls `check` until it returns true; throws with the last observation after `timeoutMs`. */

@@ -1,11 +1,11 @@
 // End to end: the real agent (`switchboard run`) in a lab's node namespace, fed by the wire-level test API
 // server, with real packets from a client pod through the ClusterIP. Each change must show in packets within
 // a bounded time; API outages, agent restarts and outside flushes must never cost a working rule.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { endpointSlice, service, type K8sObject } from '../support/objects.js';
-import { Agent, ApiFixture, HEALTHZ_PORT, METRICS_PORT, eventually } from './agent-harness.js';
-import { NODE_NAME, TempFiles, loopBackMembers, outcomes, requireBuiltCli } from './helpers.js';
-import { type Lab, createLab, requireKernelTestPrereqs } from './lab/index.js';
+import { type Agent, type ApiFixture, HEALTHZ_PORT, METRICS_PORT, eventually, useAgentLab } from './agent-harness.js';
+import { NODE_NAME, TempFiles, loopBackMembers, outcomes } from './helpers.js';
+import type { Lab } from './lab/index.js';
 
 const A = { name: 'a', ip: '10.244.1.2', tcpPorts: [8080] };
 const B = { name: 'b', ip: '10.244.1.3', tcpPorts: [8080] };
@@ -51,28 +51,9 @@ describe('switchboard run (end to end)', () => {
     return JSON.parse(r.stdout) as { status: number; body: string };
   }
 
-  beforeAll(async () => {
-    requireKernelTestPrereqs();
-    requireBuiltCli();
-    files = await TempFiles.create();
-    lab = await createLab();
-    await Promise.all([A, B, C].map((p) => lab.addPod(p)));
-    api = await ApiFixture.start(lab, files);
-    api.server.apply(node);
-  });
-
-  afterEach(async () => {
-    await agent?.stop('SIGKILL');
-    agent = undefined;
-  });
-
-  afterAll(async () => {
-    try {
-      await api?.close();
-      await lab?.destroy();
-    } finally {
-      await files?.cleanup();
-    }
+  const ctx = useAgentLab([A, B, C], [node]);
+  beforeAll(() => {
+    ({ lab, files, api } = ctx);
   });
 
   it('programs a new Service, follows endpoint scale-up and scale-down, and removes a deleted Service', async () => {
