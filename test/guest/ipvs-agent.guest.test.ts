@@ -1,0 +1,91 @@
+// The agent with --backend ipvs in a kernel with IPVS (the QEMU guest; see test/vm): its partial syncs,
+// which diff against what the agent last applied rather than the kernel, must keep the IPVS table, the sets
+// and kube-ipvs0 in step with real packets; deleting kube-ipvs0 from outside must be repaired.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { endpointSlice, service, type K8sObject } from '../support/objects.js';
+import { type Agent, type ApiFixture, eventually, useAgentLab } from '../kernel/agent-harness.js';
+import { NODE_NAME, TempFiles, loopBackMembers, outcomes, resetIpvs } from '../kernel/helpers.js';
+import type { Lab } from '../kernel/lab/index.js';
+
+const A = { name: 'a', ip: '10.244.1.2', tcpPorts: [8080] };
+const B = { name: 'b', ip: '10.244.1.3', tcpPorts: [8080] };
+const C = { name: 'c', ip: '10.244.2.2' };
+const WEB_IP = '10.96.5.10';
+/** Generous: the guest's CPUs are emulated. */
+const CHANGE_BOUND_MS = 20_000;
+
+const node: K8sObject = { apiVersion: 'v1', kind: 'Node', metadata: { name: NODE_NAME } };
+const web = service({ name: 'web', clusterIP: WEB_IP, ports: [{ port: 80, targetPort: 8080 }] });
+const slice = (ips: string[]): K8sObject =>
+  endpointSlice({ name: 'web-1', service: 'web', ports: [{ port: 8080 }], endpoints: ips.map((ip) => ({ ip, nodeName: NODE_NAME })) });
+
+describe('switchboard run --backend ipvs (end to end)', () => {
+  let lab: Lab;
+  let files: TempFiles;
+  let api: ApiFixture;
+  let agent: Agent | undefined;
+
+  async function seen(from = 'c'): Promise<string[]> {
+    const results = await lab.probe(from, { proto: 'tcp', ip: WEB_IP, port: 80, count: 6, timeoutMs: 1_000 });
+    return [...new Set(outcomes(results))].sort();
+  }
+
+  async function expectSeen(expected: string[], what: string): Promise<void> {
+    await eventually(async () => {
+      const got = await seen();
+      return JSON.stringify(got) === JSON.stringify(expected) ? true : JSON.stringify(got);
+    }, CHANGE_BOUND_MS, what);
+  }
+
+  const ctx = useAgentLab([A, B, C], [node]);
+  beforeAll(() => {
+    ({ lab, files, api } = ctx);
+  });
+
+  it('follows create, scale, hairpin to a new endpoint, no endpoints and delete through partial syncs', async () => {
+    await lab.resetNetfilter();
+    await resetIpvs(lab);
+    agent = api.startAgent({ extraArgs: ['--backend', 'ipvs'] });
+    await agent.ready(60_000);
+
+    api.server.apply(web);
+    api.server.apply(slice([A.ip]));
+    await expectSeen(['ok:a'], 'service created with endpoint a');
+
+    api.server.apply(slice([A.ip, B.ip]));
+    await expectSeen(['ok:a', 'ok:b'], 'scaled up to a and b');
+
+    api.server.apply(slice([B.ip]));
+    await expectSeen(['ok:b'], 'scaled down to b');
+    // b reaching itself through the ClusterIP is masqueraded to the node: its set member came with the partial sync.
+    expect(await loopBackMembers(lab)).toEqual([`${B.ip},tcp:8080,${B.ip}`]);
+    const [self] = await lab.probe('b', { proto: 'tcp', ip: WEB_IP, port: 80, timeoutMs: 2_000 });
+    expect(self?.ok === true ? [self.reply.pod, self.reply.peer] : self).toEqual(['b', lab.nodeIP]);
+
+    api.server.apply(slice([]));
+    await expectSeen(['refused'], 'no endpoints: REJECT');
+
+    api.server.remove('Service', 'default', 'web');
+    api.server.remove('EndpointSlice', 'default', 'web-1');
+    await eventually(async () => !(await lab.exec('node', 'ipvsadm', ['-S', '-n'])).stdout.includes(WEB_IP), CHANGE_BOUND_MS, 'virtual server removed');
+    const addresses = (await lab.exec('node', 'ip', ['-o', 'address', 'show', 'dev', 'kube-ipvs0'])).stdout;
+    expect(addresses).not.toContain(WEB_IP);
+    // Unbound again, the ClusterIP is routed to the node's black-holed uplink, as before the Service existed.
+    expect(await seen()).toEqual(['timeout']);
+    // Every partial sync was applied without a failure (a failure would have forced a full sync).
+    const failures = agent.records().filter((r) => r['msg'] === undefined ? false : String(r['msg']).startsWith('sync failed'));
+    expect(failures).toEqual([]);
+  });
+
+  it('repairs kube-ipvs0 deleted from outside', async () => {
+    await lab.resetNetfilter();
+    await resetIpvs(lab);
+    api.server.apply(web);
+    api.server.apply(slice([A.ip]));
+    agent = api.startAgent({ extraArgs: ['--backend', 'ipvs'] });
+    await agent.ready(60_000);
+    await expectSeen(['ok:a'], 'programmed at start');
+    await lab.exec('node', 'ip', ['link', 'del', 'kube-ipvs0']);
+    await expectSeen(['ok:a'], 'the device and its address restored by a full sync');
+  });
+});
