@@ -102,7 +102,9 @@ export async function runAgent(config: ProxyConfig, flags: RunFlags, print: (tex
           toolOutput: r.failure.toolOutput,
           offendingLines: r.failure.offendingLines,
         },
-        `sync failed, rules in the kernel left as they were: ${r.failure.message}`,
+        // iptables-restore is atomic, so its rules stay as they were; ipvsadm -R is not, and the full sync
+        // that follows reconciles whatever it left.
+        `sync failed; a full sync follows: ${r.failure.message}`,
       );
     },
     noEndpoints: (service, change, total) => {
