@@ -77,6 +77,32 @@ describe('switchboard run --backend ipvs (end to end)', () => {
     expect(failures).toEqual([]);
   });
 
+  it('a line ipvsadm -R refuses fails the partial sync, and the full sync that follows reconciles without drift', async () => {
+    await lab.resetNetfilter();
+    await resetIpvs(lab);
+    api.server.apply(web);
+    api.server.apply(slice([A.ip]));
+    agent = api.startAgent({ extraArgs: ['--backend', 'ipvs'] });
+    await agent.ready(60_000);
+    await expectSeen(['ok:a'], 'programmed at start');
+    // Someone adds b to our virtual server behind the agent's back, with another weight; the agent still
+    // believes the table holds only a, so its partial sync's `-a ... b` is refused ("already exists").
+    await lab.exec('node', 'ipvsadm', ['-a', '-t', `${WEB_IP}:80`, '-r', `${B.ip}:8080`, '-m', '-w', '5']);
+    api.server.apply(slice([A.ip, B.ip]));
+    const failed = await agent.waitFor((l) => l.includes('sync failed'), CHANGE_BOUND_MS, 'the refused partial sync');
+    expect(failed).toContain('ipvsadm -R failed');
+    expect(failed).toContain('already exists');
+    // The retry is a full sync against the kernel: b ends up exactly once, with our weight.
+    await eventually(async () => {
+      const table = (await lab.exec('node', 'ipvsadm', ['-S', '-n'])).stdout.split('\n').filter((l) => l.startsWith('-a')).sort();
+      const want = [`-a -t ${WEB_IP}:80 -r ${A.ip}:8080 -m -w 1`, `-a -t ${WEB_IP}:80 -r ${B.ip}:8080 -m -w 1`];
+      return JSON.stringify(table) === JSON.stringify(want) ? true : JSON.stringify(table);
+    }, CHANGE_BOUND_MS, 'the table reconciled to a and b, weight 1');
+    await expectSeen(['ok:a', 'ok:b'], 'both endpoints serve');
+    const fulls = agent.records().filter((r) => r['msg'] === 'full sync applied' && r['reason'] === 'previous sync failed');
+    expect(fulls.length).toBeGreaterThanOrEqual(1);
+  });
+
   it('repairs kube-ipvs0 deleted from outside', async () => {
     await lab.resetNetfilter();
     await resetIpvs(lab);
