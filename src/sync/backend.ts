@@ -30,7 +30,8 @@ export interface ProxyBackend {
   /**
    * Programs the kernel: everything (reading the live rules first) or only what changed since the last
    * successful sync. With `print`, the payload goes to `print` instead of the kernel. Throws ApplyError-like
-   * errors (see `asApplyFailure`) when the tool refuses the payload; the kernel is then unchanged.
+   * errors (see `asApplyFailure`) when a tool refuses its input: iptables leaves the kernel unchanged, IPVS
+   * may have applied part of it; either way the loop's next sync is a full one, which reconciles.
    */
   sync(full: boolean, print?: (payload: Iterable<string>) => void): Promise<SyncOutcome>;
   /** False if our canary chain is gone: someone flushed the tables, so the next sync must be full. */

@@ -113,5 +113,10 @@ describe('switchboard run --backend ipvs (end to end)', () => {
     await expectSeen(['ok:a'], 'programmed at start');
     await lab.exec('node', 'ip', ['link', 'del', 'kube-ipvs0']);
     await expectSeen(['ok:a'], 'the device and its address restored by a full sync');
+    // Repaired by the first full sync: its virtual server was still recognised as ours (through KUBE-IPVS-IPS),
+    // so nothing was added twice and refused.
+    const failures = agent.records().filter((r) => String(r['msg'] ?? '').startsWith('sync failed'));
+    expect(failures).toEqual([]);
+    expect(agent.records().some((r) => r['msg'] === 'full sync applied' && r['reason'] !== 'initial sync')).toBe(true);
   });
 });

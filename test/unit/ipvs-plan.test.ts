@@ -72,8 +72,11 @@ describe('ipvsadm text', () => {
       'TCP  10.96.0.10:80 rr persistent 10800',
       '  -> 10.244.1.2:8080               Masq    0      2          3',
       '  -> 10.244.1.3:8080               Masq    1      0          0',
+      'FWM  42 rr',
+      '  -> 10.244.9.9:0                  Route   1      7          7',
       'UDP  10.96.0.53:53 rr',
     ].join('\n');
+    // The firewall-mark service's real server is not counted under the TCP service listed before it.
     expect(parseIpvsadmList(text)).toEqual(
       new Map([
         [WEB.key, new Map([['10.244.1.2:8080', 5], ['10.244.1.3:8080', 0]])],
@@ -146,6 +149,14 @@ describe('planIpvs', () => {
     const drained = plan(noEndpoints, draining.after, counts(WEB.key, { '10.244.1.2:8080': 0 }));
     expect(drained.ipvsadm).toBe('-D -t 10.96.0.10:80\n');
     expect(drained.addressDels).toBe('');
+
+    // Two real servers, one busy and one idle, both gone: the idle one is deleted, the busy one drains, and
+    // the state left behind says so.
+    const two = plan(desired([[WEB, ['10.244.1.2:8080', '10.244.1.3:8080']]]), UNKNOWN_KERNEL_STATE).after;
+    const webOnly: IpvsDesired = { ...desired([]), addresses: new Set([WEB.address]) };
+    const both = plan(webOnly, two, counts(WEB.key, { '10.244.1.2:8080': 1, '10.244.1.3:8080': 0 }));
+    expect(both.ipvsadm).toBe('-e -t 10.96.0.10:80 -r 10.244.1.2:8080 -m -w 0\n-d -t 10.96.0.10:80 -r 10.244.1.3:8080\n');
+    expect([...both.after.table.realServers.get(WEB.key)!.values()]).toEqual([{ hostPort: '10.244.1.2:8080', weight: 0 }]);
 
     // web deleted: no counters are even asked for; the virtual server, address and set members go.
     const deleted = desired([[DNS, ['10.244.1.2:5353']]]);

@@ -34,8 +34,8 @@ export async function readConnectionCounts(keys: readonly VirtualServerKey[]): P
   const out = new Map<VirtualServerKey, ReadonlyMap<string, number>>();
   for (const key of keys) {
     const [flag, service] = key.split(' ') as [string, string];
-    // A virtual server deleted meanwhile has no connections: the plan then deletes nothing twice.
-    const text = await run('ipvsadm', ['-L', '-n', flag, service], `ipvsadm -L -n ${key}`).catch(() => '');
+    // Any failure fails the sync: counting a busy real server as idle would cut its connections.
+    const text = await run('ipvsadm', ['-L', '-n', flag, service], `ipvsadm -L -n ${key}`);
     for (const [k, v] of parseIpvsadmList(text)) out.set(k, v);
   }
   return out;

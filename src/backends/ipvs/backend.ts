@@ -21,7 +21,7 @@ import { IpvsCompiler } from './compiler.js';
 import type { IpvsTable, VirtualServer, VirtualServerKey } from './ipvsadm.js';
 import type { IpvsOptions } from './options.js';
 import { type IpvsKernelState, type IpvsPlan, KUBE_IPVS0, UNKNOWN_KERNEL_STATE, needsCounts, planIpvs } from './plan.js';
-import { ipvsRulesPayload } from './rules.js';
+import { KUBE_IPVS_IPS, ipvsRulesPayload } from './rules.js';
 
 /**
  * `--backend ipvs`: kube-proxy's IPVS mode behind the same sync loop. A partial sync diffs against the state
@@ -74,7 +74,7 @@ export class IpvsBackend implements ProxyBackend {
       await setSysctls();
       this.prepared = true;
     }
-    const observed = full ? await readKernelState(family) : this.applied;
+    const observed = full ? await readKernelState(family, desired.addresses) : this.applied;
     const live = full ? await readLiveRules(family, this.iptables) : undefined;
     const counts = await readConnectionCounts(needsCounts(desired, observed));
     const plan = planIpvs(desired, observed, counts, family, (b) => ipvsRulesPayload(b, live));
@@ -124,17 +124,23 @@ function outcome(full: boolean, plan: IpvsPlan): SyncOutcome {
   };
 }
 
-/** The kernel's IPVS-mode state; virtual servers on addresses not bound to kube-ipvs0 are someone else's. */
-async function readKernelState(family: IpvsOptions['family']): Promise<IpvsKernelState> {
+/**
+ * The kernel's IPVS-mode state. Ours are the virtual servers on addresses bound to kube-ipvs0, recorded in
+ * KUBE-IPVS-IPS (so they are still recognised after the device or an address was removed from outside), or
+ * wanted now; any other virtual server is someone else's.
+ */
+async function readKernelState(family: IpvsOptions['family'], wanted: ReadonlySet<string>): Promise<IpvsKernelState> {
   const addresses = await readDeviceAddresses(family);
+  const sets = await readSets();
+  const ours = new Set([...(addresses ?? []), ...(sets.get(KUBE_IPVS_IPS) ?? []), ...wanted]);
   const all = await readIpvsTable();
   const virtualServers = new Map<VirtualServerKey, VirtualServer>();
-  for (const [key, vs] of all.virtualServers) if (addresses?.has(vs.address) === true) virtualServers.set(key, vs);
+  for (const [key, vs] of all.virtualServers) if (ours.has(vs.address)) virtualServers.set(key, vs);
   const table: IpvsTable = {
     virtualServers,
     realServers: new Map([...all.realServers].filter(([key]) => virtualServers.has(key))),
   };
-  return { table, addresses, sets: await readSets(), rulesBody: undefined };
+  return { table, addresses, sets, rulesBody: undefined };
 }
 
 /** In the order that never leaves a rule or virtual server pointing at something missing. */
@@ -154,7 +160,7 @@ async function applyPlan(plan: IpvsPlan, family: IpvsOptions['family'], iptables
  */
 async function withUnappliedLines(e: ApplyError, desired: ReturnType<IpvsCompiler['desired']>, family: IpvsOptions['family']): Promise<ApplyError> {
   try {
-    const observed = await readKernelState(family);
+    const observed = await readKernelState(family, desired.addresses);
     const counts = await readConnectionCounts(needsCounts(desired, observed));
     const again = planIpvs(desired, observed, counts, family, () => '');
     const lines = again.ipvsadm.split('\n').filter((l) => l !== '');

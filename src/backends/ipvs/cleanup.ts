@@ -1,6 +1,8 @@
-import { deleteDevice, readDeviceAddresses, readIpvsTable, restoreIpvs } from './apply.js';
+import { listIpsets } from '../iptables/apply.js';
+import { deleteDevice, readDeviceAddresses, readIpvsTable, readSets, restoreIpvs } from './apply.js';
 import { deleteVirtualServer } from './ipvsadm.js';
 import { KUBE_IPVS0 } from './plan.js';
+import { KUBE_IPVS_IPS } from './rules.js';
 
 export interface IpvsCleanup {
   /** For cleanup's one-line summary, e.g. "ipvs: removed 3 virtual servers and kube-ipvs0". */
@@ -11,21 +13,26 @@ export interface IpvsCleanup {
 
 /**
  * Removes IPVS mode's virtual servers and kube-ipvs0. Ours are the virtual servers on addresses bound to
- * kube-ipvs0; anyone else's IPVS services stay. Without the device there is nothing of ours, and ipvsadm
- * is not even run (a kernel without IPVS is the common case for iptables users).
+ * kube-ipvs0 or recorded in KUBE-IPVS-IPS; anyone else's IPVS services stay. With neither the device nor the
+ * set there is nothing of ours, and ipvsadm is not even run (a kernel without IPVS is the common case for
+ * iptables users).
  */
 export async function cleanupIpvs(dryRun: boolean): Promise<IpvsCleanup> {
   const v4 = await readDeviceAddresses('IPv4');
-  if (v4 === undefined) return { summary: 'ipvs: nothing to remove', printed: '' };
-  const addresses = new Set([...v4, ...((await readDeviceAddresses('IPv6')) ?? [])]);
+  const v6 = v4 === undefined ? undefined : await readDeviceAddresses('IPv6');
+  const recorded = (await listIpsets())?.includes(KUBE_IPVS_IPS) === true ? (await readSets()).get(KUBE_IPVS_IPS) : undefined;
+  if (v4 === undefined && recorded === undefined) return { summary: 'ipvs: nothing to remove', printed: '' };
+  const addresses = new Set([...(v4 ?? []), ...(v6 ?? []), ...(recorded ?? [])]);
   const table = await readIpvsTable();
   const ours = [...table.virtualServers.values()].filter((vs) => addresses.has(vs.address)).map((vs) => vs.key).sort();
   const input = ours.map(deleteVirtualServer).join('');
-  const what = `${ours.length} virtual server${ours.length === 1 ? '' : 's'} and ${KUBE_IPVS0}`;
+  const device = v4 === undefined ? '' : ` and ${KUBE_IPVS0}`;
+  const what = `${ours.length} virtual server${ours.length === 1 ? '' : 's'}${device}`;
   if (dryRun) {
-    return { summary: `ipvs: would remove ${what}`, printed: `#### ipvsadm -R\n${input}#### ip link del ${KUBE_IPVS0}\n` };
+    const printed = (input === '' ? '' : `#### ipvsadm -R\n${input}`) + (v4 === undefined ? '' : `#### ip link del ${KUBE_IPVS0}\n`);
+    return { summary: `ipvs: would remove ${what}`, printed };
   }
   await restoreIpvs(input);
-  await deleteDevice();
+  if (v4 !== undefined) await deleteDevice();
   return { summary: `ipvs: removed ${what}`, printed: '' };
 }

@@ -133,10 +133,14 @@ export function parseIpvsadmList(text: string): ConnectionCounts {
       if (where === undefined) continue;
       current = new Map();
       out.set(virtualServerKey(protocol, where.address, where.port), current);
-    } else if (t[0] === '->' && current !== undefined && t.length >= 6 && splitHostPort(t[1] ?? '') !== undefined) {
+    } else if (t[0] === '->') {
+      if (current === undefined || t.length < 6 || splitHostPort(t[1] ?? '') === undefined) continue;
       const active = Number(t[4]);
       const inactive = Number(t[5]);
       if (Number.isFinite(active) && Number.isFinite(inactive)) current.set(t[1]!, active + inactive);
+    } else {
+      // Any other line (an FWM service, a header) ends the current service's real servers.
+      current = undefined;
     }
   }
   return out;

@@ -171,20 +171,22 @@ export function planIpvs(
       continue;
     }
     const gone = [...haveReals.values()].filter((rs) => !wantReals.has(rs.hostPort)).sort(byHostPort);
+    const idle: string[] = [];
     for (const rs of gone) {
       if (vs.protocol === 'tcp' && connections(key, rs.hostPort) > 0) {
         const drained = { hostPort: rs.hostPort, weight: 0 };
         if (rs.weight !== 0) drainLines.push(editRealServer(key, drained));
         reals.set(rs.hostPort, drained);
-      } else if (want !== undefined) {
-        removeLines.push(deleteRealServer(key, rs.hostPort));
+      } else {
+        idle.push(deleteRealServer(key, rs.hostPort));
       }
     }
     if (want === undefined && reals.size === 0) {
-      // Deleting the virtual server deletes its remaining real servers with it.
+      // Nothing drains: deleting the virtual server deletes its remaining real servers with it.
       removeLines.push(deleteVirtualServer(key));
       continue;
     }
+    removeLines.push(...idle);
     afterVs.set(key, vs);
     afterReals.set(key, reals);
   }

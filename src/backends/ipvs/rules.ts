@@ -59,6 +59,9 @@ export function ipvsRulesBody(opts: IpvsOptions, filterRules: Iterable<string>):
       : opts.clusterCidr !== undefined
         ? `${masq} dst,dst ! -s ${opts.clusterCidr} -j ${KUBE_MARK_MASQ}\n`
         : `${masq} src,dst -j ${KUBE_MARK_MASQ}\n`,
+    // Service traffic is IPVS's: stop here, so no later nat rule (another agent's `--dst-type LOCAL` DNAT, now
+    // that ClusterIPs are local addresses) takes it, as upstream's.
+    `-A ${KUBE_SERVICES} -m set --match-set ${KUBE_CLUSTER_IP} dst,dst -j ACCEPT\n`,
   ];
   return { filter: filter.join(''), nat: nat.join('') };
 }
