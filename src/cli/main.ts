@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from '@commander-js/extra-typings';
 import { IPTABLES_LAYOUTS } from '../backends/iptables/options.js';
-import { IPVS_SCHEDULERS } from '../backends/ipvs/options.js';
+import { DEFAULT_IPVS_SCHEDULER, IPVS_SCHEDULERS } from '../backends/ipvs/options.js';
 import { BACKENDS, UsageError, buildProxyConfig } from '../config.js';
 import { LOG_LEVELS } from '../log.js';
 import { runCompile } from './compile.js';
@@ -28,7 +28,7 @@ const iptablesLayoutOption = () =>
 
 /** One definition for `compile` and `run`. */
 const ipvsSchedulerOption = () =>
-  new Option('--ipvs-scheduler <scheduler>', 'IPVS scheduler of every virtual server (--backend ipvs)').choices(IPVS_SCHEDULERS).default('rr' as const);
+  new Option('--ipvs-scheduler <scheduler>', 'IPVS scheduler of every virtual server (--backend ipvs)').choices(IPVS_SCHEDULERS).default(DEFAULT_IPVS_SCHEDULER);
 
 const program = new Command()
   .name('switchboard')
