@@ -4,6 +4,8 @@ import { ExecaError, execa } from 'execa';
 import type { IPFamily } from '../../model/ip.js';
 import { type LiveRules, parseIptablesSave } from './live-state.js';
 import { batches } from './payload.js';
+import { FIXED_CHAINS, KUBE_PROXY_CANARY, type Table } from './skeleton.js';
+import type { ApplyFailure } from '../../sync/backend.js';
 
 /** A restore the kernel (or the tool) refused, with the tool's words and the input lines it pointed at. */
 export class ApplyError extends Error {
@@ -15,6 +17,11 @@ export class ApplyError extends Error {
     super(message);
     this.name = 'ApplyError';
   }
+}
+
+/** The sync loop's view of a failed apply, or undefined for any other error (both backends throw ApplyError). */
+export function applyFailureOf(e: unknown): ApplyFailure | undefined {
+  return e instanceof ApplyError ? { message: e.message, toolOutput: e.toolOutput, offendingLines: e.offendingLines } : undefined;
 }
 
 /** The binaries of one family and mode (legacy or nft; see mode.ts); the plain names follow the system default. */
@@ -113,6 +120,13 @@ export async function chainExists(tools: IptablesTools, table: string, chain: st
     if (e instanceof ExecaError && e.exitCode === 1) return false;
     throw new ApplyError(`${tools.iptables} -t ${table} -S ${chain} failed: ${describe(e)}`, toolOutput(e), []);
   }
+}
+
+/** False if our canary chain is missing from any table: someone flushed them (both backends declare it). */
+export async function canaryChainsPresent(tools: IptablesTools): Promise<boolean> {
+  const tables = Object.keys(FIXED_CHAINS) as Table[];
+  const present = await Promise.all(tables.map((t) => chainExists(tools, t, KUBE_PROXY_CANARY)));
+  return present.every(Boolean);
 }
 
 /** iptables-restore names the failing input line ("line 5 failed", "Error occurred at line: 5"). */

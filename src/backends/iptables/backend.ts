@@ -1,13 +1,12 @@
 import type { ClusterState } from '../../model/state.js';
 import type { ServiceKey } from '../../model/types.js';
 import type { ApplyFailure, ProxyBackend, SyncOutcome } from '../../sync/backend.js';
-import { ApplyError, type IptablesTools, chainExists, defaultIptablesTools, readLiveRules, restore, restoreIpset } from './apply.js';
+import { type IptablesTools, applyFailureOf, canaryChainsPresent, defaultIptablesTools, readLiveRules, restore, restoreIpset } from './apply.js';
 import { IptablesCompiler, type SyncPlan } from './compiler.js';
 import { EMPTY_LIVE_RULES } from './live-state.js';
 import { ipsetPlanAsComments } from './loopback-set.js';
 import { batches } from './payload.js';
 import type { IptablesOptions } from './options.js';
-import { FIXED_CHAINS, KUBE_PROXY_CANARY, type Table } from './skeleton.js';
 
 /** The agent's iptables backend: the pure compiler plus iptables-save/-restore. */
 export class IptablesBackend implements ProxyBackend {
@@ -85,14 +84,12 @@ export class IptablesBackend implements ProxyBackend {
     };
   }
 
-  async canaryPresent(): Promise<boolean> {
-    const tables = Object.keys(FIXED_CHAINS) as Table[];
-    const present = await Promise.all(tables.map((t) => chainExists(this.tools, t, KUBE_PROXY_CANARY)));
-    return present.every(Boolean);
+  canaryPresent(): Promise<boolean> {
+    return canaryChainsPresent(this.tools);
   }
 
   asApplyFailure(e: unknown): ApplyFailure | undefined {
-    return e instanceof ApplyError ? { message: e.message, toolOutput: e.toolOutput, offendingLines: e.offendingLines } : undefined;
+    return applyFailureOf(e);
   }
 
   get serviceCount(): number {

@@ -1,10 +1,9 @@
 import type { ClusterState } from '../../model/state.js';
 import type { ServiceKey } from '../../model/types.js';
 import type { ApplyFailure, ProxyBackend, SyncOutcome } from '../../sync/backend.js';
-import { ApplyError, type IptablesTools, chainExists, defaultIptablesTools, readLiveRules, restore, restoreIpset } from '../iptables/apply.js';
+import { ApplyError, type IptablesTools, applyFailureOf, canaryChainsPresent, defaultIptablesTools, readLiveRules, restore, restoreIpset } from '../iptables/apply.js';
 import { countLines } from '../iptables/fragment.js';
 import { EMPTY_LIVE_RULES } from '../iptables/live-state.js';
-import { FIXED_CHAINS, KUBE_PROXY_CANARY, type Table } from '../iptables/skeleton.js';
 import {
   deviceExists,
   ensureDevice,
@@ -94,14 +93,12 @@ export class IpvsBackend implements ProxyBackend {
   }
 
   async canaryPresent(): Promise<boolean> {
-    const tables = Object.keys(FIXED_CHAINS) as Table[];
-    const present = await Promise.all(tables.map((t) => chainExists(this.iptables, t, KUBE_PROXY_CANARY)));
     // Deleting kube-ipvs0 unbinds every ClusterIP: as bad as a flush, and repaired the same way.
-    return present.every(Boolean) && (await deviceExists());
+    return (await canaryChainsPresent(this.iptables)) && (await deviceExists());
   }
 
   asApplyFailure(e: unknown): ApplyFailure | undefined {
-    return e instanceof ApplyError ? { message: e.message, toolOutput: e.toolOutput, offendingLines: e.offendingLines } : undefined;
+    return applyFailureOf(e);
   }
 
   get serviceCount(): number {
