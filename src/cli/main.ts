@@ -20,13 +20,19 @@ const io = {
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
-/** One definition for `compile` and `run`, which must agree on it. */
+// One definition per option that `compile` and `run` share: the two must agree on them.
+const backendOption = () => new Option('--backend <backend>', 'kernel backend').choices(BACKENDS).default('iptables' as const);
+const nodeNameOption = () => new Option('--node-name <name>', "this node's name (default: $NODE_NAME, else the hostname)");
+const nodeIpOption = () => new Option('--node-ip <ip>', "this node's primary IP");
+const clusterCidrOption = () =>
+  new Option('--cluster-cidr <cidrs>', 'pod CIDR(s), comma separated, at most one per family: traffic from outside is masqueraded');
+const masqueradeAllOption = () => new Option('--masquerade-all', 'masquerade all traffic to Service IPs').default(false);
+
 const iptablesLayoutOption = () =>
   new Option('--iptables-layout <layout>', "iptables rules: kube-proxy's chains, or flat (DNAT in the Service chain; needs ipset)")
     .choices(IPTABLES_LAYOUTS)
     .default('kube-proxy' as const);
 
-/** One definition for `compile` and `run`. */
 const ipvsSchedulerOption = () =>
   new Option('--ipvs-scheduler <scheduler>', 'IPVS scheduler of every virtual server (--backend ipvs)').choices(IPVS_SCHEDULERS).default(DEFAULT_IPVS_SCHEDULER);
 
@@ -41,11 +47,11 @@ program
   .description('print the rules a full sync would apply for these objects (or --apply them to this network namespace)')
   .option('-f, --filename <file>', 'YAML or JSON: objects, multi-document YAML or a List; - is stdin (repeatable)', collect, [] as string[])
   .option('--apply', 'apply to the current network namespace instead of printing', false)
-  .addOption(new Option('--backend <backend>', 'kernel backend').choices(BACKENDS).default('iptables' as const))
-  .option('--node-name <name>', "this node's name (default: $NODE_NAME, else the hostname)")
-  .option('--node-ip <ip>', "this node's primary IP")
-  .option('--cluster-cidr <cidrs>', 'pod CIDR(s), comma separated, at most one per family: traffic from outside is masqueraded')
-  .option('--masquerade-all', 'masquerade all traffic to Service IPs', false)
+  .addOption(backendOption())
+  .addOption(nodeNameOption())
+  .addOption(nodeIpOption())
+  .addOption(clusterCidrOption())
+  .addOption(masqueradeAllOption())
   .addOption(iptablesLayoutOption())
   .addOption(ipvsSchedulerOption())
   .action(async (opts) => {
@@ -71,11 +77,11 @@ program
   .command('run')
   .description('the node agent: watch the API server and keep this node programmed')
   .option('--kubeconfig <file>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then the in-cluster service account)')
-  .addOption(new Option('--backend <backend>', 'kernel backend').choices(BACKENDS).default('iptables' as const))
-  .option('--node-name <name>', "this node's name (default: $NODE_NAME, else the hostname)")
-  .option('--node-ip <ip>', "this node's primary IP")
-  .option('--cluster-cidr <cidrs>', 'pod CIDR(s), comma separated, at most one per family: traffic from outside is masqueraded')
-  .option('--masquerade-all', 'masquerade all traffic to Service IPs', false)
+  .addOption(backendOption())
+  .addOption(nodeNameOption())
+  .addOption(nodeIpOption())
+  .addOption(clusterCidrOption())
+  .addOption(masqueradeAllOption())
   .addOption(iptablesLayoutOption())
   .addOption(ipvsSchedulerOption())
   .option('--min-sync-period <duration>', 'coalesce changes: at most one sync per this period (0: sync at once)', '1s')
