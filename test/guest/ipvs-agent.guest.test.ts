@@ -4,7 +4,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { endpointSlice, service, type K8sObject } from '../support/objects.js';
 import { type Agent, type ApiFixture, eventually, useAgentLab } from '../kernel/agent-harness.js';
-import { NODE_NAME, TempFiles, loopBackMembers, outcomes, resetIpvs } from '../kernel/helpers.js';
+import { NODE_NAME, TempFiles, boundAddresses, ipvsTable, loopBackMembers, outcomes, resetIpvs } from '../kernel/helpers.js';
 import type { Lab } from '../kernel/lab/index.js';
 
 const A = { name: 'a', ip: '10.244.1.2', tcpPorts: [8080] };
@@ -42,6 +42,18 @@ describe('switchboard run --backend ipvs (end to end)', () => {
     ({ lab, files, api } = ctx);
   });
 
+  /** A clean node, web with endpoint a at the API server, and an IPVS agent that has programmed it. */
+  async function startWithWebOnA(): Promise<Agent> {
+    await lab.resetNetfilter();
+    await resetIpvs(lab);
+    api.server.apply(web);
+    api.server.apply(slice([A.ip]));
+    const started = api.startAgent({ extraArgs: ['--backend', 'ipvs'] });
+    await started.ready(60_000);
+    await expectSeen(['ok:a'], 'programmed at start');
+    return started;
+  }
+
   it('follows create, scale, hairpin to a new endpoint, no endpoints and delete through partial syncs', async () => {
     await lab.resetNetfilter();
     await resetIpvs(lab);
@@ -67,9 +79,8 @@ describe('switchboard run --backend ipvs (end to end)', () => {
 
     api.server.remove('Service', 'default', 'web');
     api.server.remove('EndpointSlice', 'default', 'web-1');
-    await eventually(async () => !(await lab.exec('node', 'ipvsadm', ['-S', '-n'])).stdout.includes(WEB_IP), CHANGE_BOUND_MS, 'virtual server removed');
-    const addresses = (await lab.exec('node', 'ip', ['-o', 'address', 'show', 'dev', 'kube-ipvs0'])).stdout;
-    expect(addresses).not.toContain(WEB_IP);
+    await eventually(async () => !(await ipvsTable(lab)).some((l) => l.includes(WEB_IP)), CHANGE_BOUND_MS, 'virtual server removed');
+    expect(await boundAddresses(lab)).not.toContain(`${WEB_IP}/32`);
     // Unbound again, the ClusterIP is routed to the node's black-holed uplink, as before the Service existed.
     expect(await seen()).toEqual(['timeout']);
     // Every partial sync was applied without a failure (a failure would have forced a full sync).
@@ -78,13 +89,7 @@ describe('switchboard run --backend ipvs (end to end)', () => {
   });
 
   it('a line ipvsadm -R refuses fails the partial sync, and the full sync that follows reconciles without drift', async () => {
-    await lab.resetNetfilter();
-    await resetIpvs(lab);
-    api.server.apply(web);
-    api.server.apply(slice([A.ip]));
-    agent = api.startAgent({ extraArgs: ['--backend', 'ipvs'] });
-    await agent.ready(60_000);
-    await expectSeen(['ok:a'], 'programmed at start');
+    agent = await startWithWebOnA();
     // Someone adds b to our virtual server behind the agent's back, with another weight; the agent still
     // believes the table holds only a, so its partial sync's `-a ... b` is refused ("already exists").
     await lab.exec('node', 'ipvsadm', ['-a', '-t', `${WEB_IP}:80`, '-r', `${B.ip}:8080`, '-m', '-w', '5']);
@@ -94,7 +99,7 @@ describe('switchboard run --backend ipvs (end to end)', () => {
     expect(failed).toContain('already exists');
     // The retry is a full sync against the kernel: b ends up exactly once, with our weight.
     await eventually(async () => {
-      const table = (await lab.exec('node', 'ipvsadm', ['-S', '-n'])).stdout.split('\n').filter((l) => l.startsWith('-a')).sort();
+      const table = (await ipvsTable(lab)).filter((l) => l.startsWith('-a'));
       const want = [`-a -t ${WEB_IP}:80 -r ${A.ip}:8080 -m -w 1`, `-a -t ${WEB_IP}:80 -r ${B.ip}:8080 -m -w 1`];
       return JSON.stringify(table) === JSON.stringify(want) ? true : JSON.stringify(table);
     }, CHANGE_BOUND_MS, 'the table reconciled to a and b, weight 1');
@@ -104,13 +109,7 @@ describe('switchboard run --backend ipvs (end to end)', () => {
   });
 
   it('repairs kube-ipvs0 deleted from outside', async () => {
-    await lab.resetNetfilter();
-    await resetIpvs(lab);
-    api.server.apply(web);
-    api.server.apply(slice([A.ip]));
-    agent = api.startAgent({ extraArgs: ['--backend', 'ipvs'] });
-    await agent.ready(60_000);
-    await expectSeen(['ok:a'], 'programmed at start');
+    agent = await startWithWebOnA();
     await lab.exec('node', 'ip', ['link', 'del', 'kube-ipvs0']);
     await expectSeen(['ok:a'], 'the device and its address restored by a full sync');
     // Repaired by the first full sync: its virtual server was still recognised as ours (through KUBE-IPVS-IPS),

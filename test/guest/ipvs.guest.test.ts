@@ -8,13 +8,17 @@ import {
   NODE_NAME,
   TempFiles,
   applyObjects,
+  boundAddresses,
   compileApply,
   ipvsState,
+  ipvsTable,
   loopBackMembers,
   podsHit,
   useKernelLab,
 } from '../kernel/helpers.js';
+import { eventually } from '../kernel/agent-harness.js';
 import type { Lab } from '../kernel/lab/index.js';
+import { parseIpvsadmList } from '../../src/backends/ipvs/ipvsadm.js';
 
 const A = { name: 'a', ip: '10.244.1.2', tcpPorts: [8080], udpPorts: [5353] };
 const B = { name: 'b', ip: '10.244.1.3', tcpPorts: [8080], udpPorts: [5353] };
@@ -40,16 +44,6 @@ function dns(ips: string[]): K8sObject[] {
     service({ name: 'dns', clusterIP: '10.96.0.53', ports: [{ port: 53, protocol: 'UDP', targetPort: 5353 }] }),
     endpointSlice({ name: 'dns-1', service: 'dns', ports: [{ port: 5353, protocol: 'UDP' }], endpoints: ips.map(ep) }),
   ];
-}
-
-/** `ipvsadm -S -n` lines, sorted. */
-async function ipvsTable(lab: Lab): Promise<string[]> {
-  return (await lab.exec('node', 'ipvsadm', ['-S', '-n'])).stdout.split('\n').filter((l) => l !== '').sort();
-}
-
-async function boundAddresses(lab: Lab): Promise<string[]> {
-  const r = await lab.exec('node', 'ip', ['-o', '-4', 'address', 'show', 'dev', 'kube-ipvs0'], { reject: false });
-  return [...r.stdout.matchAll(/inet (\S+)/g)].map((m) => m[1]!).sort();
 }
 
 describe('IPVS backend: the IPVS table itself', () => {
@@ -113,7 +107,7 @@ describe('IPVS backend: the IPVS table itself', () => {
     `;
     const busy = lab.exec('c', process.execPath, ['-e', client], { reject: false });
     // Wait until IPVS counts the connection, then take S away while it is open.
-    await waitFor(async () => (await activeConnections(lab, S.ip)) > 0, 20_000, 'the client connection to appear in ipvsadm -L');
+    await eventually(async () => (await activeConnections(lab, S.ip)) > 0, 20_000, 'the client connection to appear in ipvsadm -L');
     // Applied without applyObjects' conntrack flush, which would pull the open connection's entry away.
     const applied = await compileApply(lab, await files.write(web([B.ip])), IPVS);
     expect(applied.exitCode, applied.stderr).toBe(0);
@@ -132,7 +126,7 @@ describe('IPVS backend: the IPVS table itself', () => {
     expect(lines, r.stderr).toEqual(['reply s', 'end']);
     expect(r.exitCode).toBe(0);
     // Once IPVS has no connection left for S, the next sync deletes it.
-    await waitFor(async () => (await activeConnections(lab, S.ip)) === 0, 30_000, `IPVS to forget the connections to ${S.ip}`);
+    await eventually(async () => (await activeConnections(lab, S.ip)) === 0, 30_000, `IPVS to forget the connections to ${S.ip}`);
     await applyObjects(lab, files, web([B.ip]), IPVS);
     expect(await ipvsTable(lab)).toEqual(['-A -t 10.96.0.10:80 -s rr', `-a -t 10.96.0.10:80 -r ${B.ip}:8080 -m -w 1`]);
   });
@@ -156,19 +150,8 @@ describe('IPVS backend: the IPVS table itself', () => {
 
 /** Active plus inactive IPVS connections to this real server, over all virtual servers. */
 async function activeConnections(lab: Lab, ip: string): Promise<number> {
-  const out = (await lab.exec('node', 'ipvsadm', ['-L', '-n'])).stdout;
+  const counts = parseIpvsadmList((await lab.exec('node', 'ipvsadm', ['-L', '-n'])).stdout);
   let n = 0;
-  for (const line of out.split('\n')) {
-    const t = line.trim().split(/\s+/);
-    if (t[0] === '->' && t[1]?.startsWith(`${ip}:`)) n += Number(t[4]) + Number(t[5]);
-  }
+  for (const reals of counts.values()) for (const [hostPort, c] of reals) if (hostPort.startsWith(`${ip}:`)) n += c;
   return n;
-}
-
-async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }

@@ -171,12 +171,21 @@ export async function resetIpvs(lab: Lab): Promise<void> {
   await lab.exec('node', 'ipset', ['destroy'], { reject: false });
 }
 
-/** What IPVS mode programmed besides iptables: the IPVS table, our sets and kube-ipvs0's addresses. */
+/** `ipvsadm -S -n` in the node namespace: the IPVS table as restore lines, sorted. */
+export async function ipvsTable(lab: Lab): Promise<string[]> {
+  return (await lab.exec('node', 'ipvsadm', ['-S', '-n'])).stdout.split('\n').filter((l) => l !== '').sort();
+}
+
+/** The addresses (CIDR form) on kube-ipvs0, sorted; [] without the device. */
+export async function boundAddresses(lab: Lab): Promise<string[]> {
+  const r = await lab.exec('node', 'ip', ['-o', 'address', 'show', 'dev', 'kube-ipvs0'], { reject: false });
+  return [...r.stdout.matchAll(/ inet6? (\S+)/g)].map((m) => m[1]!).sort();
+}
+
+/** What IPVS mode programmed besides iptables: the IPVS table, the sets and kube-ipvs0's addresses. */
 export async function ipvsState(lab: Lab): Promise<string> {
-  const table = (await lab.exec('node', 'ipvsadm', ['-S', '-n'])).stdout;
-  const sets = (await lab.exec('node', 'ipset', ['save'])).stdout.split('\n').sort().join('\n');
-  const addresses = (await lab.exec('node', 'ip', ['-o', 'address', 'show', 'dev', 'kube-ipvs0'], { reject: false })).stdout;
-  return `${table}\n${sets}\n${addresses.replace(/valid_lft.*$/gm, '')}`;
+  const sets = (await lab.exec('node', 'ipset', ['save'])).stdout.split('\n').sort();
+  return [...(await ipvsTable(lab)), '', ...sets, '', ...(await boundAddresses(lab))].join('\n');
 }
 
 /** The lab and temp dir of one kernel test file; valid inside tests, after the suite's beforeAll ran. */
