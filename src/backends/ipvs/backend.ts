@@ -3,7 +3,7 @@ import type { ServiceKey } from '../../model/types.js';
 import type { ApplyFailure, ProxyBackend, SyncOutcome } from '../../sync/backend.js';
 import { ApplyError, type IptablesTools, applyFailureOf, canaryChainsPresent, defaultIptablesTools, readLiveRules, restore, restoreIpset } from '../iptables/apply.js';
 import { countLines } from '../iptables/fragment.js';
-import { EMPTY_LIVE_RULES } from '../iptables/live-state.js';
+import { EMPTY_LIVE_RULES, type LiveRules } from '../iptables/live-state.js';
 import {
   deviceExists,
   ensureDevice,
@@ -19,7 +19,7 @@ import {
 import { IpvsCompiler } from './compiler.js';
 import type { IpvsTable, VirtualServer, VirtualServerKey } from './ipvsadm.js';
 import type { IpvsOptions } from './options.js';
-import { type IpvsKernelState, type IpvsPlan, KUBE_IPVS0, UNKNOWN_KERNEL_STATE, needsCounts, planIpvs } from './plan.js';
+import { type IpvsDesired, type IpvsKernelState, type IpvsPlan, KUBE_IPVS0, UNKNOWN_KERNEL_STATE, needsCounts, planIpvs } from './plan.js';
 import { KUBE_IPVS_IPS, ipvsRulesPayload } from './rules.js';
 
 /**
@@ -75,19 +75,13 @@ export class IpvsBackend implements ProxyBackend {
     }
     const observed = full ? await readKernelState(family, desired.addresses) : this.applied;
     const live = full ? await readLiveRules(family, this.iptables) : undefined;
-    const counts = await readConnectionCounts(needsCounts(desired, observed));
-    const plan = planIpvs(desired, observed, counts, family, (b) => ipvsRulesPayload(b, live));
+    const plan = await planAgainst(desired, observed, family, live);
     if (plan.empty) {
       this.applied = plan.after;
       return none();
     }
     this.applied = UNKNOWN_KERNEL_STATE;
-    try {
-      await applyPlan(plan, family, this.iptables);
-    } catch (e) {
-      if (e instanceof ApplyError && e.message.startsWith('ipvsadm -R')) throw await withUnappliedLines(e, desired, family);
-      throw e;
-    }
+    await applyPlan(plan, family, this.iptables, (e) => withUnappliedLines(e, desired, family));
     this.applied = plan.after;
     return outcome(full, plan);
   }
@@ -140,13 +134,31 @@ async function readKernelState(family: IpvsOptions['family'], wanted: ReadonlySe
   return { table, addresses, sets, rulesBody: undefined };
 }
 
-/** In the order that never leaves a rule or virtual server pointing at something missing. */
-async function applyPlan(plan: IpvsPlan, family: IpvsOptions['family'], iptables: IptablesTools): Promise<void> {
+/** The plan from `observed`, with the connection counters it needs read first (`live`: see ipvsRulesPayload). */
+async function planAgainst(desired: IpvsDesired, observed: IpvsKernelState, family: IpvsOptions['family'], live: LiveRules | undefined): Promise<IpvsPlan> {
+  const counts = await readConnectionCounts(needsCounts(desired, observed));
+  return planIpvs(desired, observed, counts, family, (b) => ipvsRulesPayload(b, live));
+}
+
+/**
+ * In the order that never leaves a rule or virtual server pointing at something missing. A refused
+ * `ipvsadm -R` is rethrown as `explain` makes it (the input does not say which line failed).
+ */
+async function applyPlan(
+  plan: IpvsPlan,
+  family: IpvsOptions['family'],
+  iptables: IptablesTools,
+  explain: (e: ApplyError) => Promise<ApplyError>,
+): Promise<void> {
   if (plan.createDevice) await ensureDevice();
   await restoreIpset(plan.ipsetAdds);
   if (plan.rules !== undefined) await restore(plan.rules, family, iptables);
   await ipBatch(plan.addressAdds);
-  await restoreIpvs(plan.ipvsadm);
+  try {
+    await restoreIpvs(plan.ipvsadm);
+  } catch (e) {
+    throw e instanceof ApplyError ? await explain(e) : e;
+  }
   await ipBatch(plan.addressDels);
   await restoreIpset(plan.ipsetDels);
 }
@@ -155,11 +167,9 @@ async function applyPlan(plan: IpvsPlan, family: IpvsOptions['family'], iptables
  * ipvsadm -R does not say which line failed. Reading the table back and planning again names them: the
  * lines still needed are the ones that did not take effect.
  */
-async function withUnappliedLines(e: ApplyError, desired: ReturnType<IpvsCompiler['desired']>, family: IpvsOptions['family']): Promise<ApplyError> {
+async function withUnappliedLines(e: ApplyError, desired: IpvsDesired, family: IpvsOptions['family']): Promise<ApplyError> {
   try {
-    const observed = await readKernelState(family, desired.addresses);
-    const counts = await readConnectionCounts(needsCounts(desired, observed));
-    const again = planIpvs(desired, observed, counts, family, () => '');
+    const again = await planAgainst(desired, await readKernelState(family, desired.addresses), family, undefined);
     const lines = again.ipvsadm.split('\n').filter((l) => l !== '');
     return new ApplyError(e.message, e.toolOutput, lines.slice(0, 20).map((l) => `not applied: ${l}`));
   } catch {

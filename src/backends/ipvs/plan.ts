@@ -223,7 +223,8 @@ export function planIpvs(
     after: {
       table: { virtualServers: afterVs, realServers: afterReals },
       addresses,
-      sets: new Map([...IPVS_SETS].map(([name]) => [name, new Set(wantSets.get(name) ?? [])])),
+      // The wanted sets are built afresh for every sync and never changed afterwards: no copy needed.
+      sets: new Map(IPVS_SETS.map(([name]) => [name, wantSets.get(name) ?? new Set<string>()])),
       rulesBody: desired.rulesBody,
     },
   };
