@@ -41,9 +41,6 @@ export function buildProxyConfig(flags: RawProxyFlags, env: NodeJS.ProcessEnv = 
     throw new UsageError(`--backend: "${flags.backend}" is not one of ${BACKENDS.join(', ')}`);
   }
   const backend = flags.backend as Backend;
-  if (backend === 'nftables') {
-    throw new UsageError(`--backend ${backend}: not implemented yet; iptables and ipvs are available in this version`);
-  }
   let nodeIP: string | undefined;
   if (flags.nodeIp !== undefined) {
     const ip = parseIP(flags.nodeIp);

@@ -6,6 +6,8 @@ import { type IptablesMode, detectIptablesMode, iptablesCommands, maxChainsPerTr
 import { MAX_CHAINS_PER_TRANSACTION, defaultIptablesOptions } from './iptables/options.js';
 import { IpvsBackend } from './ipvs/backend.js';
 import { defaultIpvsOptions } from './ipvs/options.js';
+import { NftablesBackend } from './nftables/backend.js';
+import { defaultNftablesOptions } from './nftables/options.js';
 
 export interface CreatedBackend {
   readonly backend: ProxyBackend & { readonly serviceCount: number };
@@ -28,6 +30,9 @@ export async function createBackend(config: ProxyConfig, opts: { readonly dryRun
     masqueradeAll: config.masqueradeAll,
     dropInvalid: opts.dryRun ? true : !(await conntrackTcpBeLiberal()),
   };
+  if (config.backend === 'nftables') {
+    return { backend: new NftablesBackend(defaultNftablesOptions(common)), iptablesMode };
+  }
   if (config.backend === 'ipvs') {
     return { backend: new IpvsBackend(defaultIpvsOptions({ ...common, scheduler: config.ipvsScheduler }), tools), iptablesMode };
   }

@@ -8,6 +8,7 @@ import {
   TempFiles,
   FLAVOURS,
   ipvsState,
+  nftTable,
   applyObjects,
   loopBackMembers,
   flushConntrack,
@@ -88,8 +89,9 @@ function replies(results: ProbeResult[]) {
 }
 
 describe.each(FLAVOURS)('ClusterIP services on a real kernel ($name)', ({ backend, flags }) => {
-  // IPVS binds every ClusterIP to the node, which refuses (KUBE-IPVS-FILTER) what iptables mode never delivers.
-  const nonServicePort = backend === 'ipvs' ? 'refused' : 'timeout';
+  // IPVS binds every ClusterIP to the node, which refuses (KUBE-IPVS-FILTER) what iptables mode never delivers;
+  // nftables mode rejects traffic to a ClusterIP's other ports (cluster-ips-check), as upstream's does.
+  const nonServicePort = backend === 'iptables' ? 'timeout' : 'refused';
   const ctx = useKernelLab([A, B, C]);
   let lab: Lab;
   let files: TempFiles;
@@ -200,17 +202,20 @@ describe.each(FLAVOURS)('ClusterIP services on a real kernel ($name)', ({ backen
   it('a second identical apply changes nothing', async () => {
     const all = [...web, ...named, ...pair, ...dns, ...empty, ...self];
     await applyObjects(lab, files, all, flags);
-    const first = await lab.iptablesSave();
-    expect(first).toContain('"default/empty:tcp has no endpoints"');
+    const save = async (): Promise<string> => (backend === 'nftables' ? nftTable(lab) : lab.iptablesSave());
+    const first = await save();
+    expect(first).toContain(backend === 'nftables' ? '"default/empty:tcp"' : '"default/empty:tcp has no endpoints"');
     // The flavour under test is the one applied: endpoint chains only in kube-proxy's layout.
     expect(first.includes(':KUBE-SEP-')).toBe(flags.backend === undefined && flags.layout === 'kube-proxy');
     const set = await loopBackMembers(lab);
-    if (flags.layout !== 'kube-proxy') expect(set).toContain(`${A.ip},tcp:8080,${A.ip}`);
+    if (flags.layout === 'flat') expect(set).toContain(`${A.ip},tcp:8080,${A.ip}`);
+    if (backend === 'nftables') expect(first).toContain(`${A.ip} . ${A.ip} . tcp . 8080`);
     const ipvs = backend === 'ipvs' ? await ipvsState(lab) : '';
     if (backend === 'ipvs') expect(ipvs).toContain(`-a -t ${WEB_IP}:80 -r ${A.ip}:8080 -m -w 1`);
+    else if (backend === 'nftables') expect(first).toContain(`${WEB_IP} . tcp . 80 . 0 : ${A.ip} . 8080`);
     else expect(first).toContain(`-d ${WEB_IP}/32`);
     await applyObjects(lab, files, all, flags);
-    expect(await lab.iptablesSave()).toBe(first);
+    expect(await save()).toBe(first);
     expect(await loopBackMembers(lab)).toEqual(set);
     if (backend === 'ipvs') expect(await ipvsState(lab)).toBe(ipvs);
     // And the rules still work after the re-apply.

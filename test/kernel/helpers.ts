@@ -55,7 +55,7 @@ export interface CompileFlags {
   /** --iptables-layout; left out (the CLI's default, kube-proxy) when undefined. */
   layout?: IptablesLayout;
   /** --backend; left out (the CLI's default, iptables) when undefined. */
-  backend?: 'iptables' | 'ipvs';
+  backend?: KernelBackend;
 }
 
 /** Every iptables layout: the packet-level suites run once per layout, as the README promises the same behaviour. */
@@ -67,10 +67,12 @@ export const LAYOUTS: readonly IptablesLayout[] = IPTABLES_LAYOUTS;
  */
 export const KERNEL_BACKEND: 'iptables' | 'ipvs' = process.env['SWITCHBOARD_KERNEL_BACKEND'] === 'ipvs' ? 'ipvs' : 'iptables';
 
+export type KernelBackend = 'iptables' | 'ipvs' | 'nftables';
+
 /** One way of programming the node that the packet-level suites must see behave the same. */
 export interface Flavour {
   readonly name: string;
-  readonly backend: 'iptables' | 'ipvs';
+  readonly backend: KernelBackend;
   /** The compile flags that select it. */
   readonly flags: CompileFlags;
 }
@@ -78,7 +80,11 @@ export interface Flavour {
 export const FLAVOURS: readonly Flavour[] =
   KERNEL_BACKEND === 'ipvs'
     ? [{ name: 'ipvs backend', backend: 'ipvs', flags: { backend: 'ipvs' } }]
-    : LAYOUTS.map((layout) => ({ name: `iptables, ${layout} layout`, backend: 'iptables', flags: { layout } }));
+    : [
+        ...LAYOUTS.map((layout): Flavour => ({ name: `iptables, ${layout} layout`, backend: 'iptables', flags: { layout } })),
+        // The host kernel has nf_tables, so the nftables backend runs here with the iptables flavours.
+        { name: 'nftables backend', backend: 'nftables', flags: { backend: 'nftables' } },
+      ];
 
 export function compileArgs(files: readonly string[], flags: CompileFlags = {}): string[] {
   const args = [CLI, 'compile', '--apply', '--node-name', flags.nodeName ?? NODE_NAME];
@@ -164,6 +170,17 @@ export async function loopBackMembers(lab: Lab): Promise<string[]> {
   return (r.stdout.split('Members:')[1] ?? '').trim().split('\n').filter((l) => l !== '').sort();
 }
 
+/** Our nftables table as `nft list table` prints it in the node namespace; '' without the table. */
+export async function nftTable(lab: Lab): Promise<string> {
+  const r = await lab.exec('node', 'nft', ['list', 'table', 'ip', 'kube-proxy'], { reject: false });
+  return r.exitCode === 0 ? r.stdout : '';
+}
+
+/** Removes the nftables backend's table from the node namespace (a no-op without it). */
+export async function resetNftables(lab: Lab): Promise<void> {
+  await lab.exec('node', 'nft', ['delete', 'table', 'ip', 'kube-proxy'], { reject: false });
+}
+
 /** IPVS mode's state in the node namespace (after resetNetfilter, so no rule names a set any more). */
 export async function resetIpvs(lab: Lab): Promise<void> {
   await lab.exec('node', 'ipvsadm', ['-C']);
@@ -217,6 +234,7 @@ export function useKernelLab(pods: readonly PodSpec[]): KernelLab {
   beforeEach(async () => {
     await ctx.lab.resetNetfilter();
     if (KERNEL_BACKEND === 'ipvs') await resetIpvs(ctx.lab);
+    else await resetNftables(ctx.lab);
   });
   return ctx;
 }

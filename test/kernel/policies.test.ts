@@ -8,6 +8,7 @@ import {
   TempFiles,
   FLAVOURS,
   ipvsState,
+  nftTable,
   applyObjects,
   outcomes,
   podsHit,
@@ -57,12 +58,16 @@ describe.each(FLAVOURS)('traffic policies and endpoint conditions on a real kern
       expect(Date.now() - t0).toBeGreaterThanOrEqual(800);
       expect(outcomes(await lab.probe('node', { proto: 'tcp', ip, port: 80, timeoutMs: 400 }))).toEqual(['timeout']);
       // The silence is a deliberate DROP for this Service, not the absence of rules.
-      const filter = await lab.iptablesSave('filter');
-      const drops = filter
-        .split('\n')
-        .filter((l) => l.includes('"default/itp-remote has no local endpoints"') && l.includes(`-d ${ip}/32`));
-      expect(drops).toHaveLength(1);
-      expect(drops[0]).toMatch(/^-A KUBE-SERVICES .*-j DROP$/);
+      if (backend === 'nftables') {
+        expect(await nftTable(lab)).toContain(`${ip} . tcp . 80 comment "default/itp-remote" : drop`);
+      } else {
+        const filter = await lab.iptablesSave('filter');
+        const drops = filter
+          .split('\n')
+          .filter((l) => l.includes('"default/itp-remote has no local endpoints"') && l.includes(`-d ${ip}/32`));
+        expect(drops).toHaveLength(1);
+        expect(drops[0]).toMatch(/^-A KUBE-SERVICES .*-j DROP$/);
+      }
       // Control: the same endpoint under the Cluster policy answers.
       await lab.resetNetfilter();
       await applyObjects(lab, files, svc('itp-remote', ip, [remote(B.ip)]), flags);
@@ -142,7 +147,7 @@ describe.each(FLAVOURS)('traffic policies and endpoint conditions on a real kern
     const plain = svc('plain', PLAIN_IP, [local(A.ip)]);
     await applyObjects(lab, files, [...headless, externalName, ...otherProxy, ...plain], flags);
 
-    const dump = (await lab.iptablesSave()) + (backend === 'ipvs' ? await ipvsState(lab) : '');
+    const dump = (await lab.iptablesSave()) + (backend === 'ipvs' ? await ipvsState(lab) : '') + (backend === 'nftables' ? await nftTable(lab) : '');
     // The Service applied alongside them is there, so the absence below means something.
     expect(dump).toContain(PLAIN_IP);
     for (const name of ['default/headless', 'default/extname', 'default/otherproxy']) expect(dump).not.toContain(name);

@@ -1,5 +1,6 @@
 import type { ClusterState } from '../../model/state.js';
 import type { ServiceKey } from '../../model/types.js';
+import { rebuiltForZone } from '../zone.js';
 import type { ApplyFailure, ProxyBackend, SyncOutcome } from '../../sync/backend.js';
 import { type IptablesTools, applyFailureOf, canaryChainsPresent, defaultIptablesTools, readLiveRules, restore, restoreIpset } from './apply.js';
 import { IptablesCompiler, type SyncPlan } from './compiler.js';
@@ -25,15 +26,10 @@ export class IptablesBackend implements ProxyBackend {
   }
 
   setNodeZone(state: ClusterState, zone: string | undefined): void {
-    if (zone === this.options.node.zone) return;
-    // Options are fixed per compiler: start over, and the caller's next sync is a full one.
-    this.options = { ...this.options, node: { ...this.options.node, zone } };
-    this.compiler = new IptablesCompiler(this.options);
-    this.compiler.update(
-      state,
-      [...state.allServices()].map((s) => s.key),
-    );
+    const rebuilt = rebuiltForZone(this.options, zone, state, (o) => new IptablesCompiler(o));
+    if (rebuilt !== undefined) ({ options: this.options, compiler: this.compiler } = rebuilt);
   }
+
 
   async sync(full: boolean, print?: (payload: Iterable<string>) => void): Promise<SyncOutcome> {
     let plan: SyncPlan | undefined;

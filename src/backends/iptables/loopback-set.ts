@@ -50,13 +50,23 @@ export function loopbackKey(ip: string, proto: string, port: number): LoopbackKe
   return address * IP_SHIFT + port * 8 + p;
 }
 
-/** The member as ipset prints and parses it. */
-export function loopbackEntry(key: LoopbackKey): string {
-  if (typeof key === 'string') return key;
+/** The member's endpoint address, protocol and port. */
+export function loopbackParts(key: LoopbackKey): { ip: string; proto: string; port: number } {
+  if (typeof key === 'string') {
+    const m = /^(.*),(\w+):(\d+),/.exec(key)!;
+    return { ip: m[1]!, proto: m[2]!, port: Number(m[3]) };
+  }
   const address = Math.floor(key / IP_SHIFT);
   const ip = [address >>> 24, (address >>> 16) & 255, (address >>> 8) & 255, address & 255].join('.');
   const rest = key % IP_SHIFT;
-  return `${ip},${PROTOCOLS[rest % 8]}:${Math.floor(rest / 8)},${ip}`;
+  return { ip, proto: PROTOCOLS[rest % 8]!, port: Math.floor(rest / 8) };
+}
+
+/** The member as ipset prints and parses it. */
+export function loopbackEntry(key: LoopbackKey): string {
+  if (typeof key === 'string') return key;
+  const { ip, proto, port } = loopbackParts(key);
+  return `${ip},${proto}:${port},${ip}`;
 }
 
 /**
@@ -94,20 +104,28 @@ export class LoopbackSet {
 
   /** The whole set, filled aside and swapped in atomically, whatever the kernel held. */
   planFull(): { plan: IpsetPlan; commit: () => void } {
-    // Only the members are snapshot (IPv4 ones as unboxed doubles); their lines are generated while `ipset`
-    // reads them.
-    const snapshot: LoopbackKey[] = [];
-    for (const [k, v] of this.members) if (v >= 2) snapshot.push(k);
+    const { members, commit } = this.fullMembers();
     const family = this.family;
     function* generate(): Generator<string> {
       yield createLine(KUBE_LOOP_BACK_NEXT, family) + `flush ${KUBE_LOOP_BACK_NEXT}\n`;
-      for (const k of snapshot) yield `add ${KUBE_LOOP_BACK_NEXT} ${loopbackEntry(k)}\n`;
+      for (const k of members) yield `add ${KUBE_LOOP_BACK_NEXT} ${loopbackEntry(k)}\n`;
       yield createLine(KUBE_LOOP_BACK, family) + `swap ${KUBE_LOOP_BACK_NEXT} ${KUBE_LOOP_BACK}\n` + `destroy ${KUBE_LOOP_BACK_NEXT}\n`;
     }
+    return { plan: ipsetPlan({ [Symbol.iterator]: generate }), commit };
+  }
+
+  /**
+   * Every wanted member, for a sync that replaces the whole set (the nftables backend's hairpin set too);
+   * `commit` records that the kernel holds exactly these.
+   */
+  fullMembers(): { members: readonly LoopbackKey[]; commit: () => void } {
+    // Only the members are snapshot (IPv4 ones as unboxed doubles); callers generate their lines while the
+    // tool reads them.
+    const snapshot: LoopbackKey[] = [];
+    for (const [k, v] of this.members) if (v >= 2) snapshot.push(k);
     return {
-      plan: ipsetPlan({ [Symbol.iterator]: generate }),
+      members: snapshot,
       commit: () => {
-        // The kernel now holds exactly the snapshot.
         for (const [k, v] of this.members) this.update(k, v & ~1);
         for (const k of snapshot) this.update(k, (this.members.get(k) ?? 0) | 1);
         this.retired.clear();
@@ -123,6 +141,14 @@ export class LoopbackSet {
    * member changes.
    */
   planPartial(touched: Iterable<LoopbackKey>): { plan: IpsetPlan; commit: () => void } | undefined {
+    const changes = this.partialChanges(touched);
+    if (changes === undefined) return undefined;
+    const line = (op: string) => (k: LoopbackKey) => `${op} ${KUBE_LOOP_BACK} ${loopbackEntry(k)}\n`;
+    return { plan: ipsetPlan([...changes.adds.map(line('add')), ...changes.dels.map(line('del'))]), commit: changes.commit };
+  }
+
+  /** planPartial's decision as members, for callers that write their own lines; undefined (committed) when none. */
+  partialChanges(touched: Iterable<LoopbackKey>): { adds: LoopbackKey[]; dels: LoopbackKey[]; commit: () => void } | undefined {
     const covered = new Set(touched);
     const adds = [...covered].filter((k) => this.wanted(k) && !this.held(k));
     const dels = [...this.retired].filter((k) => !this.wanted(k) && this.held(k));
@@ -137,8 +163,7 @@ export class LoopbackSet {
       commit();
       return undefined;
     }
-    const line = (op: string) => (k: LoopbackKey) => `${op} ${KUBE_LOOP_BACK} ${loopbackEntry(k)}\n`;
-    return { plan: ipsetPlan([...adds.map(line('add')), ...dels.map(line('del'))]), commit };
+    return { adds, dels, commit };
   }
 
   /** Members wanted by at least one Service. */

@@ -1,5 +1,6 @@
 import type { ClusterState } from '../../model/state.js';
 import type { ServiceKey } from '../../model/types.js';
+import { rebuiltForZone } from '../zone.js';
 import type { ApplyFailure, ProxyBackend, SyncOutcome } from '../../sync/backend.js';
 import { ApplyError, type IptablesTools, applyFailureOf, canaryChainsPresent, defaultIptablesTools, readLiveRules, restore, restoreIpset } from '../iptables/apply.js';
 import { countLines } from '../iptables/fragment.js';
@@ -46,14 +47,10 @@ export class IpvsBackend implements ProxyBackend {
   }
 
   setNodeZone(state: ClusterState, zone: string | undefined): void {
-    if (zone === this.options.node.zone) return;
-    this.options = { ...this.options, node: { ...this.options.node, zone } };
-    this.compiler = new IpvsCompiler(this.options);
-    this.compiler.update(
-      state,
-      [...state.allServices()].map((s) => s.key),
-    );
+    const rebuilt = rebuiltForZone(this.options, zone, state, (o) => new IpvsCompiler(o));
+    if (rebuilt !== undefined) ({ options: this.options, compiler: this.compiler } = rebuilt);
   }
+
 
   async sync(full: boolean, print?: (payload: Iterable<string>) => void): Promise<SyncOutcome> {
     const desired = this.compiler.desired();

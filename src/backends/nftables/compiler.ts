@@ -1,0 +1,270 @@
+import { endpointsForPort } from '../../model/endpoints.js';
+import type { ClusterState } from '../../model/state.js';
+import type { ServiceKey } from '../../model/types.js';
+import { type LoopbackKey, LoopbackSet, loopbackParts } from '../iptables/loopback-set.js';
+import { type Element, type LoadBalancer, type NftFragment, hairpinElement, renderNftFragment } from './fragment.js';
+import { isLoadBalancerChain, isPerServiceObject } from './names.js';
+import { type NftablesOptions, familySyntax } from './options.js';
+import { HAIRPIN, chainHeader, fixedChainNames, loadBalancerRule, skeleton } from './skeleton.js';
+
+/** The chains and sets our table holds, as `nft list` shows them; empty when there is no table. */
+export interface LiveTable {
+  readonly chains: readonly string[];
+  readonly sets: readonly string[];
+}
+
+export const NO_TABLE: LiveTable = { chains: [], sets: [] };
+
+/** One `nft -f` transaction, and what to remember once the kernel has taken it. */
+export interface NftSyncPlan {
+  readonly kind: 'full' | 'partial';
+  /** The input in pieces, generated afresh on each iteration (a full sync at 10,000 Services is tens of MB). */
+  readonly chunks: Iterable<string>;
+  /** Chains and sets this transaction deletes (emptied by an earlier one). */
+  readonly deleted: number;
+  commit(): void;
+  abort(): void;
+}
+
+/** Elements per `add element` command of the hairpin set in a full sync. */
+const ELEMENTS_PER_COMMAND = 1000;
+
+/**
+ * The incremental nftables compiler: pure (no I/O, no clock), stateful only in its caches. It keeps one
+ * fragment per Service and what the kernel holds (applied fragments, hairpin members, load-balancing chains,
+ * chains and sets awaiting deletion), so a partial sync writes only changed elements and chains.
+ *
+ * Chains and sets that fall out of use are emptied at once and deleted by a later transaction: kernels before
+ * 6.2 may still count a reference from a map element deleted in the same transaction (upstream does the same).
+ */
+export class NftablesCompiler {
+  private readonly wanted = new Map<ServiceKey, NftFragment>();
+  private applied = new Map<ServiceKey, NftFragment>();
+  private pending = new Set<ServiceKey>();
+  private readonly hairpin: LoopbackSet;
+  /** Load-balancing chains by name, with how many wanted service ports jump to each. */
+  private readonly loadBalancers = new Map<string, { readonly lb: LoadBalancer; refs: number }>();
+  /** Load-balancing chains the kernel holds. */
+  private heldLoadBalancers = new Set<string>();
+  /** Emptied, unreferenced chains and sets the kernel still holds: the next transaction deletes them. */
+  private staleChains = new Set<string>();
+  private staleSets = new Set<string>();
+  private readonly q: string;
+
+  constructor(readonly options: NftablesOptions) {
+    this.hairpin = new LoopbackSet(options.family);
+    this.q = familySyntax(options.family).qualified;
+  }
+
+  update(state: ClusterState, changed: Iterable<ServiceKey>): void {
+    for (const key of new Set(changed)) {
+      const service = state.getService(key);
+      const before = this.wanted.get(key);
+      let after: NftFragment | undefined;
+      if (service !== undefined) {
+        const slices = state.slicesOf(key);
+        const ports = service.ports.map((port) => ({
+          port,
+          endpoints: endpointsForPort(slices, port, this.options.family, this.options.node.name),
+        }));
+        after = renderNftFragment(service, ports, this.options);
+        this.wanted.set(key, after);
+      } else {
+        this.wanted.delete(key);
+      }
+      this.hairpin.replace(before?.hairpin, after?.hairpin);
+      for (const lb of before?.loadBalancers ?? []) {
+        const entry = this.loadBalancers.get(lb.name)!;
+        if (--entry.refs === 0) this.loadBalancers.delete(lb.name);
+      }
+      for (const lb of after?.loadBalancers ?? []) {
+        const entry = this.loadBalancers.get(lb.name);
+        if (entry === undefined) this.loadBalancers.set(lb.name, { lb, refs: 1 });
+        else entry.refs++;
+      }
+      this.pending.add(key);
+    }
+  }
+
+  /**
+   * Everything, over whatever the kernel holds (`live`): fixed chains rewritten, managed sets emptied and
+   * refilled, every chain written; chains and sets of ours that nothing wants are emptied for deletion.
+   */
+  planFull(live: LiveTable = NO_TABLE): NftSyncPlan {
+    const q = this.q;
+    const snapshot = new Map(this.wanted);
+    const ordered = [...snapshot.keys()].sort().map((k) => snapshot.get(k)!);
+    const lbs = [...this.loadBalancers.values()].map((e) => e.lb).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const wantedChains = new Set<string>([...fixedChainNames(this.options), ...lbs.map((lb) => lb.name)]);
+    const wantedSets = new Set<string>();
+    for (const f of ordered) {
+      for (const name of f.chains.keys()) wantedChains.add(name);
+      for (const name of f.sets.keys()) wantedSets.add(name);
+    }
+    // Ours but unwanted: delete what an earlier transaction emptied, empty the rest (deleted next time).
+    const ours = (name: string): boolean => isPerServiceObject(name) || isLoadBalancerChain(name);
+    const deleteChains = live.chains.filter((c) => ours(c) && !wantedChains.has(c) && this.staleChains.has(c));
+    const emptyChains = live.chains.filter((c) => ours(c) && !wantedChains.has(c) && !this.staleChains.has(c));
+    const deleteSets = live.sets.filter((s) => ours(s) && !wantedSets.has(s) && this.staleSets.has(s));
+    const retireSets = live.sets.filter((s) => ours(s) && !wantedSets.has(s) && !this.staleSets.has(s));
+    const hairpin = this.hairpin.fullMembers();
+    const options = this.options;
+    function* generate(): Generator<string> {
+      yield skeleton(options);
+      for (const c of emptyChains) yield `flush chain ${q} ${c}\n`;
+      for (const c of deleteChains) yield `delete chain ${q} ${c}\n`;
+      for (const s of deleteSets) yield `delete set ${q} ${s}\n`;
+      for (const lb of lbs) yield loadBalancerChainLines(q, options, lb);
+      for (const f of ordered) {
+        yield* serviceObjectLines(q, f, undefined);
+        yield* elementLines(q, 'add', f.elements);
+      }
+      for (let i = 0; i < hairpin.members.length; i += ELEMENTS_PER_COMMAND) {
+        const batch = hairpin.members.slice(i, i + ELEMENTS_PER_COMMAND).map((k) => hairpinElement(loopbackParts(k)));
+        yield `add element ${q} ${HAIRPIN} { ${batch.join(', ')} }\n`;
+      }
+    }
+    const covered = this.pending;
+    this.pending = new Set();
+    return {
+      kind: 'full',
+      chunks: { [Symbol.iterator]: generate },
+      deleted: deleteChains.length + deleteSets.length,
+      commit: () => {
+        this.applied = snapshot;
+        hairpin.commit();
+        this.heldLoadBalancers = new Set(lbs.map((lb) => lb.name));
+        this.staleChains = new Set(emptyChains);
+        this.staleSets = new Set(retireSets);
+      },
+      abort: () => {
+        for (const key of covered) this.pending.add(key);
+      },
+    };
+  }
+
+  /** Only what changed since the last committed plan; undefined when nothing did. */
+  planPartial(): NftSyncPlan | undefined {
+    const q = this.q;
+    const covered = this.pending;
+    this.pending = new Set();
+    const lines: string[] = [];
+    const wantedObject = (name: string): boolean =>
+      this.loadBalancers.has(name) || [...covered].some((k) => this.wanted.get(k)?.chains.has(name) || this.wanted.get(k)?.sets.has(name));
+    // 1. What earlier transactions emptied, unless wanted again.
+    const deleteChains = [...this.staleChains].filter((c) => !wantedObject(c));
+    const deleteSets = [...this.staleSets].filter((s) => !wantedObject(s));
+    for (const c of deleteChains) lines.push(`delete chain ${q} ${c}\n`);
+    for (const s of deleteSets) lines.push(`delete set ${q} ${s}\n`);
+    // 2. Load-balancing chains before the elements that jump to them.
+    const newLoadBalancers: string[] = [];
+    for (const { lb } of this.loadBalancers.values()) {
+      if (this.heldLoadBalancers.has(lb.name)) continue;
+      newLoadBalancers.push(lb.name);
+      lines.push(loadBalancerChainLines(q, this.options, lb));
+    }
+    // 3. Per Service: its chains and sets, then its elements (deletions first, so a changed value is re-added).
+    const emptied: string[] = [];
+    const unsetSets: string[] = [];
+    const touched: LoopbackKey[] = [];
+    const adds: Element[] = [];
+    const dels: Element[] = [];
+    for (const key of covered) {
+      const before = this.applied.get(key);
+      const after = this.wanted.get(key);
+      if (before === after) continue;
+      if (after !== undefined) lines.push(...serviceObjectLines(q, after, before));
+      for (const name of before?.chains.keys() ?? []) if (!after?.chains.has(name)) emptied.push(name);
+      for (const name of before?.sets.keys() ?? []) if (!after?.sets.has(name)) unsetSets.push(name);
+      diffElements(before?.elements ?? [], after?.elements ?? [], adds, dels);
+      touched.push(...(before?.hairpin ?? []), ...(after?.hairpin ?? []));
+    }
+    lines.push(...elementLines(q, 'delete', dels));
+    lines.push(...elementLines(q, 'add', adds));
+    for (const c of emptied) lines.push(`flush chain ${q} ${c}\n`);
+    const hairpin = this.hairpin.partialChanges(touched);
+    if (hairpin !== undefined) {
+      const render = (ks: readonly LoopbackKey[]): string => ks.map((k) => hairpinElement(loopbackParts(k))).join(', ');
+      if (hairpin.dels.length > 0) lines.push(`delete element ${q} ${HAIRPIN} { ${render(hairpin.dels)} }\n`);
+      if (hairpin.adds.length > 0) lines.push(`add element ${q} ${HAIRPIN} { ${render(hairpin.adds)} }\n`);
+    }
+    // Load-balancing chains no port jumps to any more: unreferenced once this commits, deleted next time.
+    const unusedLoadBalancers = [...this.heldLoadBalancers].filter((name) => !this.loadBalancers.has(name));
+    const commit = (): void => {
+      for (const key of covered) {
+        const after = this.wanted.get(key);
+        if (after === undefined) this.applied.delete(key);
+        else this.applied.set(key, after);
+      }
+      hairpin?.commit();
+      for (const name of newLoadBalancers) this.heldLoadBalancers.add(name);
+      for (const c of deleteChains) this.heldLoadBalancers.delete(c);
+      // Deleted now, or in use again (rewritten above, or a load-balancing chain jumped to again).
+      this.staleChains = new Set([...this.staleChains].filter((c) => !deleteChains.includes(c) && !wantedObject(c)));
+      this.staleSets = new Set([...this.staleSets].filter((s) => !deleteSets.includes(s) && !wantedObject(s)));
+      for (const c of [...emptied, ...unusedLoadBalancers]) this.staleChains.add(c);
+      for (const s of unsetSets) this.staleSets.add(s);
+    };
+    if (lines.length === 0) {
+      // Nothing for the kernel; a load-balancing chain that fell out of use is still remembered as stale.
+      commit();
+      return undefined;
+    }
+    return {
+      kind: 'partial',
+      chunks: lines,
+      deleted: deleteChains.length + deleteSets.length,
+      commit,
+      abort: () => {
+        for (const key of covered) this.pending.add(key);
+      },
+    };
+  }
+
+  get serviceCount(): number {
+    return this.wanted.size;
+  }
+}
+
+function loadBalancerChainLines(q: string, options: NftablesOptions, lb: LoadBalancer): string {
+  return `${chainHeader(q, lb.name)}add rule ${q} ${lb.name} ${loadBalancerRule(options, lb.protocol, lb.count)}\n`;
+}
+
+/** A Service's sets (declared, never flushed: they hold learned affinity) and its changed chains, rewritten. */
+function serviceObjectLines(q: string, after: NftFragment, before: NftFragment | undefined): string[] {
+  const out: string[] = [];
+  for (const [name, decl] of after.sets) if (before?.sets.get(name) !== decl) out.push(`add set ${q} ${name} { ${decl} }\n`);
+  // In the fragment's order: endpoint chains before the service chain whose rules jump to them.
+  for (const [name, rules] of after.chains) {
+    if (before?.chains.get(name) === rules) continue;
+    let text = chainHeader(q, name);
+    for (const rule of rules.split('\n')) text += `add rule ${q} ${name} ${rule}\n`;
+    out.push(text);
+  }
+  return out;
+}
+
+/** One command per set and run of elements, in the order given. */
+function elementLines(q: string, op: 'add' | 'delete', elements: readonly Element[]): string[] {
+  const out: string[] = [];
+  let i = 0;
+  while (i < elements.length) {
+    const set = elements[i]![0];
+    const items: string[] = [];
+    for (; i < elements.length && elements[i]![0] === set; i++) {
+      const [, key, rest] = elements[i]!;
+      items.push(op === 'add' ? key + rest : key);
+    }
+    out.push(`${op} element ${q} ${set} { ${items.join(', ')} }\n`);
+  }
+  return out;
+}
+
+/** Element changes between two versions of one Service: a changed value is a delete and an add. */
+function diffElements(before: readonly Element[], after: readonly Element[], adds: Element[], dels: Element[]): void {
+  const id = (e: Element): string => `${e[0]}\0${e[1]}`;
+  const old = new Map(before.map((e) => [id(e), e]));
+  const now = new Map(after.map((e) => [id(e), e]));
+  for (const [k, e] of old) if (now.get(k)?.[2] !== e[2]) dels.push(e);
+  for (const [k, e] of now) if (old.get(k)?.[2] !== e[2]) adds.push(e);
+}

@@ -1,0 +1,121 @@
+import { exactSize } from '../../compact.js';
+import { categorizeEndpoints } from '../../model/categorize.js';
+import type { Endpoint, Protocol, Service, ServiceKey } from '../../model/types.js';
+import { servicePortNameString } from '../../model/types.js';
+import type { ServicePortInput } from '../iptables/fragment.js';
+import { type LoopbackKey, loopbackKey } from '../iptables/loopback-set.js';
+import { affinitySet, endpointBase, endpointChain, loadBalancerChain, localChain, serviceChain, servicePortBase } from './names.js';
+import { type NftablesOptions, familySyntax, natTarget } from './options.js';
+import { CLUSTER_IPS, type ManagedSet, NO_ENDPOINT_SERVICES, REJECT_CHAIN, SERVICE_ENDPOINTS, SERVICE_IPS } from './skeleton.js';
+
+/** One element of a managed set or map: its key, and what follows the key when it is added (`''` for sets). */
+export type Element = readonly [set: ManagedSet, key: string, rest: string];
+
+/** A shared load-balancing chain a fragment's elements jump to. */
+export interface LoadBalancer {
+  readonly name: string;
+  readonly protocol: string;
+  readonly count: number;
+}
+
+/**
+ * Everything one Service contributes to the table. Immutable and cached until the Service or its endpoints
+ * change; a partial sync diffs the applied fragment against the new one.
+ */
+export interface NftFragment {
+  readonly key: ServiceKey;
+  /** Elements of the Service's own (never shared) keys in the managed sets and maps. */
+  readonly elements: readonly Element[];
+  /** Its endpoints in the shared hairpin set (Services may share an endpoint ip:port). */
+  readonly hairpin: readonly LoopbackKey[];
+  /** The shared load-balancing chains its service-ips elements jump to. */
+  readonly loadBalancers: readonly LoadBalancer[];
+  /** Session-affinity Services only: their own chains, name → rule bodies (one per line). */
+  readonly chains: ReadonlyMap<string, string>;
+  /** Session-affinity Services only: their per-endpoint affinity sets, name → declaration body. */
+  readonly sets: ReadonlyMap<string, string>;
+}
+
+const EMPTY_MAP: ReadonlyMap<string, string> = new Map();
+
+/**
+ * Renders one Service with kube-proxy's nftables semantics: a service-ips element per served port, REJECT or
+ * DROP through no-endpoint-services when nothing may serve it, masquerade and hairpin through the fixed
+ * chains' sets. Load balancing without affinity is data only: the port's endpoints by index in
+ * @service-endpoints and a jump to the shared chain for its endpoint count, so an endpoint change rewrites
+ * elements, never a rule. With ClientIP affinity the port keeps upstream's chains: a service (or local)
+ * chain, one chain and one timeout set per endpoint.
+ */
+export function renderNftFragment(service: Service, ports: readonly ServicePortInput[], opts: NftablesOptions): NftFragment {
+  const f = familySyntax(opts.family);
+  const clusterIP = service.clusterIPs[opts.family];
+  const elements: Element[] = [];
+  const hairpin: LoopbackKey[] = [];
+  const loadBalancers: LoadBalancer[] = [];
+  let chains: Map<string, string> | undefined;
+  let sets: Map<string, string> | undefined;
+  if (clusterIP === undefined) return { key: service.key, elements, hairpin, loadBalancers, chains: EMPTY_MAP, sets: EMPTY_MAP };
+  elements.push([CLUSTER_IPS, clusterIP, '']);
+  const affinity = service.sessionAffinity.type === 'ClientIP' ? service.sessionAffinity.timeoutSeconds : undefined;
+
+  for (const { port, endpoints } of ports) {
+    const spnParts = { service: service.key, port: port.name, protocol: port.protocol };
+    const spn = servicePortNameString(spnParts);
+    const proto = port.protocol.toLowerCase();
+    const key = `${clusterIP} . ${proto} . ${port.port}`;
+    const iTPLocal = service.internalTrafficPolicy === 'Local';
+    const sel = categorizeEndpoints(
+      endpoints,
+      { internalTrafficPolicy: service.internalTrafficPolicy, externalTrafficPolicy: 'Cluster', externallyAccessible: false },
+      opts.node,
+    );
+    const used = iTPLocal ? sel.localEndpoints : sel.clusterEndpoints;
+    if (!sel.hasAnyEndpoints) {
+      elements.push([NO_ENDPOINT_SERVICES, key, ` comment "${spn}" : goto ${REJECT_CHAIN}`]);
+      continue;
+    }
+    if (used.length === 0) {
+      elements.push([NO_ENDPOINT_SERVICES, key, ` comment "${spn}" : drop`]);
+      continue;
+    }
+    for (const ep of used) hairpin.push(loopbackKey(ep.ip, proto, ep.port));
+    if (affinity === undefined) {
+      const lb = loadBalancerChain(port.protocol, used.length);
+      loadBalancers.push({ name: lb, protocol: proto, count: used.length });
+      elements.push([SERVICE_IPS, key, ` : goto ${lb}`]);
+      used.forEach((ep, i) => elements.push([SERVICE_ENDPOINTS, `${key} . ${i}`, ` : ${ep.ip} . ${ep.port}`]));
+      continue;
+    }
+    const base = servicePortBase(spnParts);
+    const portChain = iTPLocal ? localChain(base) : serviceChain(base);
+    elements.push([SERVICE_IPS, key, ` : goto ${portChain}`]);
+    chains ??= new Map();
+    sets ??= new Map();
+    const sticky: string[] = [];
+    const pick: string[] = [];
+    used.forEach((ep, i) => {
+      const epBase = endpointBase(base, ep);
+      const chain = endpointChain(epBase);
+      const set = affinitySet(epBase);
+      sets!.set(set, `type ${f.addrType} ; flags dynamic,timeout ; timeout ${affinity}s ;`);
+      sticky.push(`${f.match} saddr @${set} goto ${chain}`);
+      pick.push(`${i} : goto ${chain}`);
+      chains!.set(chain, [`update @${set} { ${f.match} saddr }`, `meta l4proto ${proto} dnat to ${natTarget(ep.ip, ep.port)}`].join('\n'));
+    });
+    chains.set(portChain, [...sticky, `numgen random mod ${used.length} vmap { ${pick.join(' , ')} }`].join('\n'));
+  }
+  return {
+    key: service.key,
+    elements: exactSize(elements),
+    hairpin: exactSize(hairpin),
+    loadBalancers: exactSize(loadBalancers),
+    chains: chains ?? EMPTY_MAP,
+    sets: sets ?? EMPTY_MAP,
+  };
+}
+
+/** The hairpin set's element for one endpoint: traffic from it, to it (after DNAT), on its port. */
+export function hairpinElement(ep: { ip: string; proto: string; port: number }): string {
+  return `${ep.ip} . ${ep.ip} . ${ep.proto} . ${ep.port}`;
+}
+

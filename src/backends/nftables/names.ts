@@ -1,0 +1,58 @@
+import type { Endpoint, Protocol, ServicePortName } from '../../model/types.js';
+import { sha256 } from '../iptables/names.js';
+
+const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+
+/** kube-proxy's nftables-mode hash: the first 8 characters of base32(SHA-256(name)), i.e. the digest's first 5 bytes. */
+export function nftHash(name: string): string {
+  const d = sha256(name);
+  // 40 bits as two 20-bit halves, to stay in int32 arithmetic.
+  const hi = ((d[0]! << 12) | (d[1]! << 4) | (d[2]! >> 4)) >>> 0;
+  const lo = (((d[2]! & 0x0f) << 16) | (d[3]! << 8) | d[4]!) >>> 0;
+  let out = '';
+  for (const half of [hi, lo]) for (let shift = 15; shift >= 0; shift -= 5) out += BASE32[(half >> shift) & 31];
+  return out;
+}
+
+/** Chain names longer than this are cut, as upstream's hashAndTruncate does (nft's limit is 256). */
+const MAX_NAME = 240;
+
+function hashAndTruncate(name: string): string {
+  const full = `${nftHash(name)}-${name}`;
+  return full.length > MAX_NAME ? `${full.slice(0, MAX_NAME - 3)}...` : full;
+}
+
+/** `ns/name/proto/portName`: the base of every per-service-port name (the port's name, '' when unnamed). */
+export function servicePortBase(spn: ServicePortName): string {
+  return `${spn.service}/${spn.protocol.toLowerCase()}/${spn.port}`;
+}
+
+/** `<base>__<ip>/<port>`, colons of IPv6 addresses turned into dots as upstream does. */
+export function endpointBase(portBase: string, ep: Pick<Endpoint, 'ip' | 'port'>): string {
+  return `${portBase}__${ep.ip.replaceAll(':', '.')}/${ep.port}`;
+}
+
+export const serviceChain = (portBase: string): string => `service-${hashAndTruncate(portBase)}`;
+export const localChain = (portBase: string): string => `local-${hashAndTruncate(portBase)}`;
+export const endpointChain = (epBase: string): string => `endpoint-${hashAndTruncate(epBase)}`;
+export const affinitySet = (epBase: string): string => `affinity-${hashAndTruncate(epBase)}`;
+
+/**
+ * The shared load-balancing chain of every Service port without affinity that has `count` endpoints of this
+ * protocol: it DNATs through @service-endpoints, keyed by the packet's ClusterIP, protocol, port and a random
+ * index below `count`. Not an upstream name: upstream has a chain per service port (see README).
+ */
+export function loadBalancerChain(protocol: Protocol, count: number): string {
+  return `lb-${protocol.toLowerCase()}-${count}`;
+}
+
+const LB_CHAIN = /^lb-(tcp|udp|sctp)-([1-9][0-9]*)$/;
+
+export function isLoadBalancerChain(name: string): boolean {
+  return LB_CHAIN.test(name);
+}
+
+/** Chains and sets whose lifetime follows a Service (upstream: "a chain with a / in its name"). */
+export function isPerServiceObject(name: string): boolean {
+  return name.includes('/');
+}
