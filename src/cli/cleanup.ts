@@ -5,6 +5,7 @@ import { type CleanupPlan, describeCleanup, planCleanupDetailed } from '../backe
 import type { IPFamily } from '../model/ip.js';
 import { type IpvsCleanup, cleanupIpvs } from '../backends/ipvs/cleanup.js';
 import { KUBE_CLUSTER_IP, KUBE_IPVS_IPS } from '../backends/ipvs/rules.js';
+import { type NftablesCleanup, cleanupNftables } from '../backends/nftables/cleanup.js';
 
 export interface CleanupIo {
   stdout(text: string): void;
@@ -25,9 +26,11 @@ export interface CleanupTools {
   destroySet(name: string): Promise<void>;
   /** IPVS mode's virtual servers and kube-ipvs0 (see backends/ipvs/cleanup.ts). */
   cleanupIpvs(dryRun: boolean): Promise<IpvsCleanup>;
+  /** nftables mode's table (see backends/nftables/cleanup.ts). */
+  cleanupNftables(dryRun: boolean): Promise<NftablesCleanup>;
 }
 
-export const SYSTEM_TOOLS: CleanupTools = { save: saveAll, restore, listSets: listIpsets, destroySet: destroyIpset, cleanupIpvs };
+export const SYSTEM_TOOLS: CleanupTools = { save: saveAll, restore, listSets: listIpsets, destroySet: destroyIpset, cleanupIpvs, cleanupNftables };
 
 /** The binaries of one iptables mode, so cleanup removes rules from the same backend the agent wrote them with. */
 export function modeTools(mode: IptablesMode): CleanupTools {
@@ -37,6 +40,7 @@ export function modeTools(mode: IptablesMode): CleanupTools {
     listSets: listIpsets,
     destroySet: destroyIpset,
     cleanupIpvs,
+    cleanupNftables,
   };
 }
 
@@ -86,16 +90,21 @@ export async function runCleanup(io: CleanupIo, opts: CleanupOptions = {}, tools
       failed = true;
     }
   }
-  // IPVS mode's virtual servers and device: after the rules, before the sets.
-  try {
-    const ipvs = await tools.cleanupIpvs(dryRun);
-    if (ipvs.printed !== '') io.stdout(ipvs.printed);
-    summary.push(ipvs.summary);
-  } catch (e) {
-    if (!(e instanceof ApplyError)) throw e;
-    reportFailure(io, e);
-    summary.push('ipvs: failed (see above)');
-    failed = true;
+  // IPVS mode's virtual servers and device, and nftables mode's table: after the rules, before the sets.
+  for (const [name, step] of [
+    ['ipvs', tools.cleanupIpvs],
+    ['nftables', tools.cleanupNftables],
+  ] as const) {
+    try {
+      const done = await step(dryRun);
+      if (done.printed !== '') io.stdout(done.printed);
+      summary.push(done.summary);
+    } catch (e) {
+      if (!(e instanceof ApplyError)) throw e;
+      reportFailure(io, e);
+      summary.push(`${name}: failed (see above)`);
+      failed = true;
+    }
   }
   // The sets (the flat layout's and IPVS mode's) go last: the rules naming them are gone by now.
   try {

@@ -61,7 +61,7 @@ program
 
 program
   .command('cleanup')
-  .description('remove every chain, rule, ipset and IPVS virtual server Switchboard created (IPv4 and IPv6 when available), and nothing else')
+  .description('remove every chain, rule, ipset, IPVS virtual server and nftables table Switchboard created (IPv4 and IPv6 when available), and nothing else')
   .option('--dry-run', 'print the iptables-restore payload instead of applying it', false)
   .action(async (opts) => {
     // Imported here so this registration stays one self-contained block.

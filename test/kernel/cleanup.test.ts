@@ -92,6 +92,37 @@ describe('switchboard cleanup on a real kernel', () => {
     expect(outcomes(await lab.probe('c', { proto: 'tcp', ip: WEB_IP, port: 80, timeoutMs: 300 }))).toEqual(['timeout']);
   });
 
+  it('deletes the nftables backend\'s table and nothing else, and stops its DNAT', async () => {
+    const nft = (args: string[], input?: string) => lab.exec('node', 'nft', args, { reject: false, ...(input !== undefined ? { input } : {}) });
+    // Another agent's nftables table, which must survive.
+    const foreign = await nft(['-f', '-'], 'add table ip cni-test\nadd chain ip cni-test c\nadd rule ip cni-test c ip daddr 198.51.100.7 counter\n');
+    if (foreign.exitCode !== 0) throw new Error(`nft -f failed: ${foreign.stderr}`);
+    // iptables-nft's own tables (filter, nat, …) are listed too; only these two matter here.
+    const tables = async () => (await nft(['list', 'tables'])).stdout.split('\n').filter((l) => /cni-test|kube-proxy/.test(l)).sort();
+    await applyObjects(lab, files, OBJECTS, { backend: 'nftables' });
+    expect(podsHit(await lab.probe('c', { proto: 'tcp', ip: WEB_IP, port: 80 }))).toEqual(['a']);
+    expect(await tables()).toEqual(['table ip cni-test', 'table ip kube-proxy']);
+
+    const dry = await cleanup(lab, '--dry-run');
+    expectExit0(dry);
+    expect(dry.stdout).toContain('#### nft -f -\ndelete table ip kube-proxy');
+    expect(dry.stderr).toContain('nftables: would delete table ip kube-proxy');
+    expect(await tables()).toEqual(['table ip cni-test', 'table ip kube-proxy']);
+
+    const first = await cleanup(lab);
+    expectExit0(first);
+    expect(first.stderr).toContain('nftables: deleted table ip kube-proxy');
+    expect(await tables()).toEqual(['table ip cni-test']);
+    expect((await nft(['list', 'table', 'ip', 'cni-test'])).stdout).toContain('ip daddr 198.51.100.7 counter');
+    const second = await cleanup(lab);
+    expectExit0(second);
+    expect(second.stderr).toContain('nftables: nothing to remove');
+
+    await flushConntrack(lab);
+    expect(outcomes(await lab.probe('c', { proto: 'tcp', ip: WEB_IP, port: 80, timeoutMs: 300 }))).toEqual(['timeout']);
+    await nft(['delete', 'table', 'ip', 'cni-test']);
+  });
+
   it('flushes but keeps a chain of ours that another agent still jumps to', async () => {
     await applyObjects(lab, files, OBJECTS);
     await lab.iptablesRestore(`*nat\n:CNI-MASQ - [0:0]\n-A CNI-MASQ -s 10.244.9.0/24 -j KUBE-MARK-MASQ\nCOMMIT\n`);

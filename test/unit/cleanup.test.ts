@@ -310,6 +310,7 @@ function fakeTools(saves: Record<IPFamily, string | ApplyError>, restoreError?: 
   const tools: CleanupTools = {
     listSets: async () => sets,
     cleanupIpvs: async () => ({ summary: 'ipvs: nothing to remove', printed: '' }),
+    cleanupNftables: async () => ({ summary: 'nftables: nothing to remove', printed: '' }),
     destroySet: async (name) => {
       if (name === 'KUBE-LOOP-BACK' && sets?.includes('IN-USE')) throw new ApplyError(`ipset destroy ${name} failed: exit code 1`, 'Set cannot be destroyed: it is in use by a kernel component', []);
       destroyed.push(name);
@@ -340,7 +341,7 @@ describe('runCleanup', () => {
     expect(restored).toEqual([{ family: 'IPv4', payload: EXPECTED }]);
     expect(out.stdout).toBe('');
     expect(out.stderr).toBe(
-      'cleanup: IPv4: removed filter 6 chains, nat 7 chains, mangle 1 chain, 12 jumps from built-in chains; IPv6: nothing to remove; ipvs: nothing to remove; ipsets: nothing to remove\n',
+      'cleanup: IPv4: removed filter 6 chains, nat 7 chains, mangle 1 chain, 12 jumps from built-in chains; IPv6: nothing to remove; ipvs: nothing to remove; nftables: nothing to remove; ipsets: nothing to remove\n',
     );
   });
 
@@ -350,7 +351,7 @@ describe('runCleanup', () => {
     const { out, io } = capture();
     expect(await runCleanup(io, {}, tools)).toBe(0);
     expect(restored).toEqual([]);
-    expect(out.stderr).toBe('cleanup: IPv4: nothing to remove; IPv6: skipped (ip6tables-save failed: command not found (install the iptables package)); ipvs: nothing to remove; ipsets: nothing to remove\n');
+    expect(out.stderr).toBe('cleanup: IPv4: nothing to remove; IPv6: skipped (ip6tables-save failed: command not found (install the iptables package)); ipvs: nothing to remove; nftables: nothing to remove; ipsets: nothing to remove\n');
   });
 
   it('prints the payload with --dry-run and applies nothing', async () => {
@@ -368,7 +369,7 @@ describe('runCleanup', () => {
     const { out, io } = capture();
     expect(await runCleanup(io, {}, tools)).toBe(1);
     expect(out.stderr).toContain('error: iptables-restore failed: exit code 1\niptables-restore: line 20 failed\noffending input:\n20: -X KUBE-SERVICES\n');
-    expect(out.stderr).toContain('cleanup: IPv4: failed (see above); IPv6: nothing to remove; ipvs: nothing to remove; ipsets: nothing to remove\n');
+    expect(out.stderr).toContain('cleanup: IPv4: failed (see above); IPv6: nothing to remove; ipvs: nothing to remove; nftables: nothing to remove; ipsets: nothing to remove\n');
   });
 
   it("destroys the flat layout's sets (and only those) after the rules, or says why not", async () => {

@@ -70,14 +70,3 @@ export async function dispatchPresent(family: IPFamily): Promise<boolean> {
     throw new ApplyError(`nft list chain ${qualified} ${SERVICES} failed: ${describe(e, 'nftables')}`, toolOutput(e), []);
   }
 }
-
-/** True if our table exists in this family (`nft list tables` prints names only). */
-export async function tableExists(family: IPFamily): Promise<boolean> {
-  const { table } = familySyntax(family);
-  try {
-    const { stdout } = await execa('nft', ['list', 'tables', table], { timeout: 30_000 });
-    return stdout.split('\n').some((l) => l.trim() === `table ${table} ${TABLE_NAME}`);
-  } catch (e) {
-    throw new ApplyError(`nft list tables ${table} failed: ${describe(e, 'nftables')}`, toolOutput(e), []);
-  }
-}
