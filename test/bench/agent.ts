@@ -17,6 +17,8 @@ import { flagValue } from './args.js';
 
 export type Runtime = 'cli' | 'bundle';
 export type ModeChoice = 'auto' | 'nft' | 'legacy';
+export const BENCH_BACKENDS = ['iptables', 'nftables'] as const;
+export type BenchBackend = (typeof BENCH_BACKENDS)[number];
 
 export interface AgentBenchOptions {
   readonly sizes: readonly number[];
@@ -27,6 +29,8 @@ export interface AgentBenchOptions {
   readonly iptablesModes: readonly ModeChoice[];
   /** --iptables-layout for every agent run. */
   readonly layout: IptablesLayout;
+  /** --backend for every agent run (iptables, or nftables: that one takes no layout and times no iptables tools). */
+  readonly backend: BenchBackend;
   /** Agent start to first full sync; 10,000 Services may take a minute on a slow machine. */
   readonly initialSyncTimeoutMs: number;
   /** One flip must show in packets within this. */
@@ -68,6 +72,7 @@ export interface ToolTiming {
 export interface RunResult {
   readonly runtime: Runtime;
   readonly layout: IptablesLayout;
+  readonly backend: BenchBackend;
   readonly modeChoice: ModeChoice;
   readonly entry: string;
   readonly services: number;
@@ -112,6 +117,12 @@ function parseLayout(text: string): IptablesLayout {
 }
 
 /** Reads only the agent flags; the rest of `npm run bench`'s flags (--services, --rounds...) are the compile bench's. */
+function parseBackend(text: string): BenchBackend {
+  const backend = BENCH_BACKENDS.find((b) => b === text);
+  if (backend === undefined) throw new Error(`--agent-backend: ${JSON.stringify(text)} is not one of ${BENCH_BACKENDS.join(', ')}`);
+  return backend;
+}
+
 export function parseAgentBenchArgs(argv: readonly string[]): AgentBenchOptions {
   const sizes = (flagValue(argv, 'agent-sizes') ?? '1000,10000').split(',').map((s) => positiveInt(s.trim(), 'agent-sizes'));
   const runtimes = (flagValue(argv, 'agent-runtimes') ?? 'cli').split(',').map((r) => {
@@ -131,6 +142,7 @@ export function parseAgentBenchArgs(argv: readonly string[]): AgentBenchOptions 
     runtimes,
     iptablesModes: modes,
     layout: parseLayout(flagValue(argv, 'agent-layout') ?? 'kube-proxy'),
+    backend: parseBackend(flagValue(argv, 'agent-backend') ?? 'iptables'),
     // Generous for 10,000 Services in legacy mode (about 10 s here); nft's full restore is far slower (see the report).
     initialSyncTimeoutMs: 1000 * positiveInt(flagValue(argv, 'agent-initial-sync-timeout') ?? '180', 'agent-initial-sync-timeout'),
     flipTimeoutMs: 30_000,
@@ -332,6 +344,8 @@ async function toolTimings(lab: Lab, mode: string, services: number): Promise<To
  */
 async function resetBothModes(lab: Lab): Promise<void> {
   await lab.resetNetfilter();
+  // And the nftables backend's table, which no iptables flush touches.
+  await lab.exec('node', 'nft', ['delete', 'table', 'ip', 'kube-proxy'], { reject: false });
   const legacy = await lab.exec('node', 'iptables-legacy-save', [], { reject: false });
   if (legacy.exitCode === 0 && /^-/m.test(legacy.stdout)) {
     const r = await lab.exec('node', 'iptables-legacy-restore', [], { input: `${emptyTablesRules()}\n`, reject: false });
@@ -339,10 +353,12 @@ async function resetBothModes(lab: Lab): Promise<void> {
   }
 }
 
-function startAgent(lab: Lab, api: ApiFixture, entry: string, layout: IptablesLayout): Agent {
+function startAgent(lab: Lab, api: ApiFixture, entry: string, layout: IptablesLayout, backend: BenchBackend): Agent {
   return new Agent(lab.nodeNs, [
     entry,
     'run',
+    '--backend',
+    backend,
     '--iptables-layout',
     layout,
     '--kubeconfig',
@@ -380,7 +396,7 @@ async function measureRun(lab: Lab, api: ApiFixture, runtime: Runtime, modeChoic
   // Each run starts from pod A, so the first flip goes to B.
   api.server.apply(probeSlice(A.ip));
   const started = Date.now();
-  const agent = startAgent(lab, api, entry, opts.layout);
+  const agent = startAgent(lab, api, entry, opts.layout, opts.backend);
   let exited = false;
   void agent.exitCode.then(() => {
     exited = true;
@@ -426,9 +442,10 @@ async function measureRun(lab: Lab, api: ApiFixture, runtime: Runtime, modeChoic
     await prober.stop();
     prober = undefined;
     const memoryAfterRounds = readMemory(pid);
-    const tools = withTools ? await toolTimings(lab, iptablesMode, services) : [];
+    const tools = withTools && opts.backend === 'iptables' ? await toolTimings(lab, iptablesMode, services) : [];
     return {
       layout: opts.layout,
+      backend: opts.backend,
       runtime,
       modeChoice,
       entry,
@@ -537,7 +554,7 @@ export function formatRun(r: RunResult): string {
   const synced = r.rounds.filter((x): x is Round & { sync: SyncRecord } => x.sync !== undefined);
   const syncMs = synced.map((x) => x.sync.durationMs);
   const lines = [
-    `Agent ${r.runtime} (${r.entry.slice(root.length)}), ${r.services} services x ${r.endpointsPerService} endpoints, iptables ${r.iptablesMode} (${r.modeChoice === 'auto' ? 'detected' : 'forced'}), ${r.layout} layout:`,
+    `Agent ${r.runtime} (${r.entry.slice(root.length)}), ${r.services} services x ${r.endpointsPerService} endpoints, ${r.backend === 'nftables' ? 'nftables backend' : `iptables ${r.iptablesMode} (${r.modeChoice === 'auto' ? 'detected' : 'forced'}), ${r.layout} layout`}:`,
     `  start -> initial list ${r.initialListMs} ms; start -> first full sync applied ${r.firstFullSyncMs} ms (that sync: ${f1(r.firstFullSync.durationMs)} ms, ${r.firstFullSync.bytes ?? '?'} bytes)`,
     `  memory after first full sync: VmRSS ${r.memoryAfterFullSync.rssMB} MB, VmHWM ${r.memoryAfterFullSync.hwmMB} MB; after ${r.rounds.length} flips: VmRSS ${r.memoryAfterRounds.rssMB} MB, VmHWM ${r.memoryAfterRounds.hwmMB} MB   target: <= 250 MB`,
     `  programming latency (apply -> new pod answers): median ${percentile(lat, 50)} ms, p90 ${percentile(lat, 90)} ms, max ${Math.max(...lat)} ms over ${lat.length} flips   target: median <= 100 ms at 10,000`,
@@ -593,6 +610,7 @@ function summary(r: RunResult): Record<string, unknown> {
   const lat = r.rounds.map((x) => x.latencyMs);
   return {
     runtime: r.runtime,
+    backend: r.backend,
     modeChoice: r.modeChoice,
     services: r.services,
     iptablesMode: r.iptablesMode,

@@ -18,6 +18,11 @@ const cases: Array<[string, string[], string]> = [
   ['ipvs: features', ['-f', 'rules/examples/features.yaml', ...base, '--backend', 'ipvs'], 'rules/golden/ipvs/features.txt'],
   ['ipvs: web, masquerade-all, sh', ['-f', 'rules/examples/web.yaml', ...base, '--backend', 'ipvs', '--masquerade-all', '--ipvs-scheduler', 'sh'], 'rules/golden/ipvs/web-masquerade-all-sh.txt'],
   ['ipvs: empty cluster', ['-f', 'rules/examples/empty.yaml', ...base, '--backend', 'ipvs'], 'rules/golden/ipvs/empty.txt'],
+  ['nftables: features', ['-f', 'rules/examples/features.yaml', ...base, '--backend', 'nftables'], 'rules/golden/nftables/features.nft'],
+  ['nftables: web', ['-f', 'rules/examples/web.yaml', ...base, '--backend', 'nftables'], 'rules/golden/nftables/web.nft'],
+  ['nftables: web, masquerade-all', ['-f', 'rules/examples/web.yaml', ...base, '--backend', 'nftables', '--masquerade-all'], 'rules/golden/nftables/web-masquerade-all.nft'],
+  ['nftables: web, no cluster CIDR', ['-f', 'rules/examples/web.yaml', '--node-name', 'node-a', '--backend', 'nftables'], 'rules/golden/nftables/web-no-cidr.nft'],
+  ['nftables: empty cluster', ['-f', 'rules/examples/empty.yaml', ...base, '--backend', 'nftables'], 'rules/golden/nftables/empty.nft'],
 ];
 
 describe('golden rulesets', () => {

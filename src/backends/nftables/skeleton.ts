@@ -33,7 +33,8 @@ function fixedChains(opts: NftablesOptions, f: FamilySyntax): ChainSpec[] {
   const masqueradeFrom = opts.masqueradeAll ? '' : opts.clusterCidr !== undefined ? ` ${f.match} saddr != ${opts.clusterCidr}` : undefined;
   const services: string[] = [];
   if (masqueradeFrom !== undefined) {
-    services.push(`${f.match} daddr @${CLUSTER_IPS}${masqueradeFrom} meta mark set meta mark | ${mark} comment "masquerade clusterIP traffic from outside cluster"`);
+    const why = opts.masqueradeAll ? 'masquerade all clusterIP traffic' : 'masquerade clusterIP traffic from outside cluster';
+    services.push(`${f.match} daddr @${CLUSTER_IPS}${masqueradeFrom} meta mark set meta mark | ${mark} comment "${why}"`);
   }
   services.push(`${f.match} daddr . meta l4proto . th dport vmap @${SERVICE_IPS}`);
   const newJump = (chain: string): string => `ct state new jump ${chain}`;

@@ -1,0 +1,140 @@
+import { describe, expect, it } from 'vitest';
+import { NftablesCompiler } from '../../src/backends/nftables/compiler.js';
+import { nftHash } from '../../src/backends/nftables/names.js';
+import { defaultNftablesOptions } from '../../src/backends/nftables/options.js';
+import { normalizeEndpointSlice } from '../../src/model/endpoint-slice.js';
+import { normalizeService } from '../../src/model/service.js';
+import { ClusterState } from '../../src/model/state.js';
+import { type K8sObject, endpointSlice, service } from '../support/objects.js';
+
+// The nftables compiler's transactions, step by step: a partial sync writes only changed elements and
+// chains, and chains that fall out of use are emptied at once and deleted by the next transaction.
+
+const svc = (name: string, ip: string, extra: { affinityTimeoutSeconds?: number } = {}) =>
+  service({ name, clusterIP: ip, ports: [{ name: 'http', port: 80, targetPort: 8080 }], ...extra });
+const slice = (name: string, ips: string[]) =>
+  endpointSlice({ name: `${name}-1`, service: name, ports: [{ name: 'http', port: 8080 }], endpoints: ips.map((ip) => ({ ip })) });
+
+function set(state: ClusterState, obj: K8sObject): void {
+  const r = obj['kind'] === 'Service' ? normalizeService(obj) : normalizeEndpointSlice(obj);
+  if (r.status !== 'ok') throw new Error(JSON.stringify(r));
+  if ('clusterIPs' in r.value) state.setService(r.value);
+  else state.setSlice(r.value);
+}
+
+function setup(objects: K8sObject[]): { state: ClusterState; compiler: NftablesCompiler } {
+  const state = new ClusterState();
+  for (const o of objects) set(state, o);
+  const compiler = new NftablesCompiler(defaultNftablesOptions({ node: { name: 'node-a', zone: undefined }, clusterCidr: '10.244.0.0/16' }));
+  compiler.update(state, state.takeChanges());
+  compiler.planFull().commit();
+  return { state, compiler };
+}
+
+/** The next partial transaction's lines (committed), or undefined when there is nothing to write. */
+function partial(compiler: NftablesCompiler, state: ClusterState): string[] | undefined {
+  compiler.update(state, state.takeChanges());
+  const plan = compiler.planPartial();
+  plan?.commit();
+  return plan === undefined ? undefined : [...plan.chunks].join('').trimEnd().split('\n');
+}
+
+const Q = 'ip kube-proxy';
+
+describe('nftables partial syncs', () => {
+  it('matches upstream\'s name hashes', () => {
+    expect(nftHash('ns1/svc1/tcp/p80')).toBe('ULMVA6XW');
+    expect(nftHash('ns1/svc1/tcp/p80__10.180.0.1/80')).toBe('5OJB2KTY');
+    expect(nftHash('testing/service/tcp/http')).toBe('P4ZYZVCF');
+  });
+
+  it('a no-op sync writes nothing', () => {
+    const { state, compiler } = setup([svc('web', '10.96.0.1'), slice('web', ['10.244.1.1', '10.244.1.2'])]);
+    expect(partial(compiler, state)).toBeUndefined();
+  });
+
+  it('replacing one endpoint rewrites two elements and the hairpin set, and no rule', () => {
+    const { state, compiler } = setup([svc('web', '10.96.0.1'), slice('web', ['10.244.1.1', '10.244.1.2'])]);
+    set(state, slice('web', ['10.244.1.1', '10.244.1.3']));
+    expect(partial(compiler, state)).toEqual([
+      `delete element ${Q} service-endpoints { 10.96.0.1 . tcp . 80 . 1 }`,
+      `add element ${Q} service-endpoints { 10.96.0.1 . tcp . 80 . 1 : 10.244.1.3 . 8080 }`,
+      `add element ${Q} hairpin-connections { 10.244.1.3 . 10.244.1.3 . tcp . 8080 }`,
+    ]);
+    // The hairpin member nothing DNATs to any more goes with the next transaction.
+    set(state, svc('other', '10.96.0.2'));
+    expect(partial(compiler, state)).toEqual([
+      `add element ${Q} cluster-ips { 10.96.0.2 }`,
+      `add element ${Q} no-endpoint-services { 10.96.0.2 . tcp . 80 comment "default/other:http" : goto reject-chain }`,
+      `delete element ${Q} hairpin-connections { 10.244.1.2 . 10.244.1.2 . tcp . 8080 }`,
+    ]);
+  });
+
+  it('a new endpoint count creates its load-balancing chain first; the unused one is deleted next time', () => {
+    const { state, compiler } = setup([svc('web', '10.96.0.1'), slice('web', ['10.244.1.1', '10.244.1.2'])]);
+    set(state, slice('web', ['10.244.1.1', '10.244.1.2', '10.244.1.3']));
+    expect(partial(compiler, state)).toEqual([
+      `add chain ${Q} lb-tcp-3`,
+      `flush chain ${Q} lb-tcp-3`,
+      `add rule ${Q} lb-tcp-3 meta l4proto tcp dnat to ip daddr . meta l4proto . tcp dport . numgen random mod 3 map @service-endpoints`,
+      `delete element ${Q} service-ips { 10.96.0.1 . tcp . 80 }`,
+      `add element ${Q} service-ips { 10.96.0.1 . tcp . 80 : goto lb-tcp-3 }`,
+      `add element ${Q} service-endpoints { 10.96.0.1 . tcp . 80 . 2 : 10.244.1.3 . 8080 }`,
+      `add element ${Q} hairpin-connections { 10.244.1.3 . 10.244.1.3 . tcp . 8080 }`,
+    ]);
+    set(state, svc('other', '10.96.0.2'));
+    expect(partial(compiler, state)?.[0]).toBe(`delete chain ${Q} lb-tcp-2`);
+    // Wanted again before it was deleted: reused, not recreated, and no longer due for deletion.
+    set(state, slice('web', ['10.244.1.1', '10.244.1.2']));
+    const back = partial(compiler, state)!;
+    expect(back.filter((l) => l.includes('lb-tcp-2'))).toEqual([
+      `add chain ${Q} lb-tcp-2`,
+      `flush chain ${Q} lb-tcp-2`,
+      `add rule ${Q} lb-tcp-2 meta l4proto tcp dnat to ip daddr . meta l4proto . tcp dport . numgen random mod 2 map @service-endpoints`,
+      `add element ${Q} service-ips { 10.96.0.1 . tcp . 80 : goto lb-tcp-2 }`,
+    ]);
+    set(state, svc('third', '10.96.0.3'));
+    expect(partial(compiler, state)?.some((l) => l === `delete chain ${Q} lb-tcp-2`)).toBe(false);
+  });
+
+  it('losing every endpoint swaps the dispatch element for a REJECT one', () => {
+    const { state, compiler } = setup([svc('web', '10.96.0.1'), slice('web', ['10.244.1.1'])]);
+    set(state, slice('web', []));
+    expect(partial(compiler, state)).toEqual([
+      `delete element ${Q} service-ips { 10.96.0.1 . tcp . 80 }`,
+      `delete element ${Q} service-endpoints { 10.96.0.1 . tcp . 80 . 0 }`,
+      `add element ${Q} no-endpoint-services { 10.96.0.1 . tcp . 80 comment "default/web:http" : goto reject-chain }`,
+    ]);
+  });
+
+  it('an affinity Service keeps its sets, rewrites its service chain, and deletes a gone endpoint\'s chain and set one sync later', () => {
+    const sticky = { affinityTimeoutSeconds: 600 };
+    const { state, compiler } = setup([svc('web', '10.96.0.1', sticky), slice('web', ['10.244.1.1', '10.244.1.2'])]);
+    set(state, slice('web', ['10.244.1.1']));
+    const lines = partial(compiler, state)!;
+    const gone = lines.find((l) => l.startsWith(`flush chain ${Q} endpoint-`))!.split(' ').pop()!;
+    expect(gone).toMatch(/^endpoint-[A-Z2-7]{8}-default\/web\/tcp\/http__10\.244\.1\.2\/8080$/);
+    expect(lines.filter((l) => l.startsWith('add set') || l.includes('flush set'))).toEqual([]);
+    expect(lines.some((l) => /^add rule ip kube-proxy service-[A-Z2-7]{8}-default\/web\/tcp\/http numgen random mod 1 vmap/.test(l))).toBe(true);
+    set(state, svc('other', '10.96.0.2'));
+    const next = partial(compiler, state)!;
+    expect(next.slice(0, 2)).toEqual([`delete chain ${Q} ${gone}`, `delete set ${Q} ${gone.replace('endpoint-', 'affinity-')}`]);
+  });
+
+  it('a full sync empties chains and sets of ours that nothing wants, and deletes those an earlier one emptied', () => {
+    const { state, compiler } = setup([svc('web', '10.96.0.1'), slice('web', ['10.244.1.1'])]);
+    compiler.update(state, state.takeChanges());
+    const live = { chains: ['services', 'lb-tcp-1', 'lb-tcp-7', 'service-AAAAAAAA-old/gone/tcp/http', 'someone-elses'], sets: ['affinity-BBBBBBBB-old/gone/tcp/http__10.0.0.1/80'] };
+    const first = compiler.planFull(live);
+    const text = [...first.chunks].join('');
+    first.commit();
+    expect(text).toContain(`flush chain ${Q} lb-tcp-7\n`);
+    expect(text).toContain(`flush chain ${Q} service-AAAAAAAA-old/gone/tcp/http\n`);
+    expect(text).not.toContain('someone-elses');
+    expect(text).not.toContain('delete ');
+    const second = [...compiler.planFull(live).chunks].join('');
+    expect(second).toContain(`delete chain ${Q} lb-tcp-7\n`);
+    expect(second).toContain(`delete chain ${Q} service-AAAAAAAA-old/gone/tcp/http\n`);
+    expect(second).toContain(`delete set ${Q} affinity-BBBBBBBB-old/gone/tcp/http__10.0.0.1/80\n`);
+  });
+});
