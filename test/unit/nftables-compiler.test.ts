@@ -84,6 +84,9 @@ describe('nftables partial syncs', () => {
     ]);
     set(state, svc('other', '10.96.0.2'));
     expect(partial(compiler, state)?.[0]).toBe(`delete chain ${Q} lb-tcp-2`);
+    // Deleted once: the next transaction does not try again.
+    set(state, svc('fourth', '10.96.0.4'));
+    expect(partial(compiler, state)?.filter((l) => l.startsWith('delete chain'))).toEqual([]);
     // Wanted again before it was deleted: reused, not recreated, and no longer due for deletion.
     set(state, slice('web', ['10.244.1.1', '10.244.1.2']));
     const back = partial(compiler, state)!;

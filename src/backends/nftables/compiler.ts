@@ -189,7 +189,7 @@ export class NftablesCompiler {
       if (hairpin.adds.length > 0) lines.push(`add element ${q} ${HAIRPIN} { ${render(hairpin.adds)} }\n`);
     }
     // Load-balancing chains no port jumps to any more: unreferenced once this commits, deleted next time.
-    const unusedLoadBalancers = [...this.heldLoadBalancers].filter((name) => !this.loadBalancers.has(name));
+    const unusedLoadBalancers = [...this.heldLoadBalancers].filter((name) => !this.loadBalancers.has(name) && !deleteChains.includes(name));
     const commit = (): void => {
       for (const key of covered) {
         const after = this.wanted.get(key);
