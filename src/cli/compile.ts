@@ -45,8 +45,10 @@ export async function runCompile(req: CompileRequest, io: Io): Promise<number> {
       io.stderr(`applied full sync (${backend.name}): ${backend.serviceCount} services, nothing to change\n`);
       return 0;
     }
+    // Rule totals per table where the backend counts them (iptables, IPVS's iptables part); nftables has none.
+    const rules = Object.entries(outcome.ruleTotals).map(([table, n]) => `${n} ${table} rules, `).join('');
     io.stderr(
-      `applied full sync (${backend.name}): ${backend.serviceCount} services, ${outcome.ruleTotals.nat ?? 0} nat rules, ${outcome.ruleTotals.filter ?? 0} filter rules, ` +
+      `applied full sync (${backend.name}): ${backend.serviceCount} services, ${rules}` +
         `${outcome.chainsDeleted} stale chains deleted, ${outcome.bytes} bytes\n`,
     );
     return 0;

@@ -410,7 +410,7 @@ describe('switchboard cleanup (built CLI)', () => {
     const cli = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
     const r = await execa(process.execPath, [cli, 'cleanup', '--help'], { reject: false });
     expect(r.exitCode).toBe(0);
-    expect(r.stdout).toContain('remove every chain, rule, ipset and IPVS virtual server Switchboard created');
+    expect(r.stdout.replace(/\s+/g, ' ')).toContain('remove every chain, rule, ipset, IPVS virtual server and nftables table Switchboard created');
     expect(r.stdout).toContain('--dry-run');
   });
 });

@@ -45,7 +45,6 @@ describe('switchboard compile', () => {
     [['compile', '-f', '-', '--cluster-cidr', '10.244.0.1/16'], /--cluster-cidr: .*not a valid IPv4 CIDR/],
     [['compile', '-f', '-', '--cluster-cidr', '10.0.0.0/8,10.1.0.0/16'], /at most one IPv4 CIDR/],
     [['compile', '-f', '-', '--backend', 'bpf'], /Allowed choices are iptables, ipvs, nftables/],
-    [['compile', '-f', '-', '--backend', 'nftables'], /--backend nftables: not implemented yet; iptables and ipvs are available/],
     [['compile', '-f', '-', '--backend', 'ipvs', '--ipvs-scheduler', 'fastest'], /Allowed choices are rr, wrr, lc/],
     [['compile', '-f', '-', '--node-ip', 'nope'], /--node-ip: "nope" is not an IP address/],
     [['frobnicate'], /unknown command/],
@@ -53,6 +52,12 @@ describe('switchboard compile', () => {
     const r = await run(args, '');
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toMatch(message);
+  });
+
+  it('compiles for --backend nftables: an nft -f transaction on our table', async () => {
+    const r = await run(['compile', '-f', '-', '--node-name', 'n1', '--backend', 'nftables'], '');
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout.split('\n')[0]).toBe('add table ip kube-proxy { comment "rules for kube-proxy" ; }');
   });
 
   it('accepts one CIDR per family', async () => {
