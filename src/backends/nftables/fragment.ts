@@ -1,6 +1,6 @@
 import { exactSize } from '../../compact.js';
 import { categorizeEndpoints } from '../../model/categorize.js';
-import type { Endpoint, Protocol, Service, ServiceKey } from '../../model/types.js';
+import type { Service, ServiceKey } from '../../model/types.js';
 import { servicePortNameString } from '../../model/types.js';
 import type { ServicePortInput } from '../iptables/fragment.js';
 import { type LoopbackKey, loopbackKey } from '../iptables/loopback-set.js';
