@@ -120,3 +120,18 @@ export function categorizeEndpoints(
   for (const ep of localEndpoints) union.set(ep.hostPort, ep);
   return { clusterEndpoints, localEndpoints, allReachable: [...union.values()].sort(byHostPortText), hasAnyEndpoints };
 }
+
+/** A ClusterIP Service port's selection, and the endpoints its (internal) traffic goes to. */
+export interface ClusterIPSelection extends EndpointSelection {
+  /** The local endpoints under internalTrafficPolicy Local, else the cluster ones; empty means REJECT or DROP. */
+  readonly internal: readonly Endpoint[];
+}
+
+/**
+ * Endpoint selection for a port reachable only through its ClusterIP (no NodePort, external or load-balancer
+ * IPs are programmed), as every backend renders it.
+ */
+export function selectClusterIPEndpoints(endpoints: readonly Endpoint[], internalTrafficPolicy: TrafficPolicy, node: NodeTopology): ClusterIPSelection {
+  const sel = categorizeEndpoints(endpoints, { internalTrafficPolicy, externalTrafficPolicy: 'Cluster', externallyAccessible: false }, node);
+  return { ...sel, internal: internalTrafficPolicy === 'Local' ? sel.localEndpoints : sel.clusterEndpoints };
+}

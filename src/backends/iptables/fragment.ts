@@ -1,5 +1,5 @@
 import { exactSize } from '../../compact.js';
-import { categorizeEndpoints } from '../../model/categorize.js';
+import { selectClusterIPEndpoints } from '../../model/categorize.js';
 import type { Endpoint, Service, ServiceKey, ServicePortSpec } from '../../model/types.js';
 import { servicePortNameString } from '../../model/types.js';
 import { ChainTable, type EndpointChainStyle, type PolicyChainSpec, type PolicyChainStyle, hostPortKey } from './chain-table.js';
@@ -81,12 +81,8 @@ export function renderServiceFragment(
     const proto = port.protocol.toLowerCase();
     const chains = servicePortChains(spn, port.protocol);
     const iTPLocal = service.internalTrafficPolicy === 'Local';
-    const sel = categorizeEndpoints(
-      endpoints,
-      { internalTrafficPolicy: service.internalTrafficPolicy, externalTrafficPolicy: 'Cluster', externallyAccessible: false },
-      opts.node,
-    );
-    const hasInternalEndpoints = iTPLocal ? sel.localEndpoints.length > 0 : sel.hasAnyEndpoints;
+    const sel = selectClusterIPEndpoints(endpoints, service.internalTrafficPolicy, opts.node);
+    const hasInternalEndpoints = sel.internal.length > 0;
     const internalPolicyChain = iTPLocal ? chains.svl : chains.svc;
     const match = portMatch(proto, clusterIP, port.port);
 

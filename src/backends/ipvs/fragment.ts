@@ -1,4 +1,4 @@
-import { categorizeEndpoints } from '../../model/categorize.js';
+import { selectClusterIPEndpoints } from '../../model/categorize.js';
 import type { Service, ServicePortSpec } from '../../model/types.js';
 import { servicePortNameString } from '../../model/types.js';
 import { type ServicePortInput, portMatch, unservedPortRule } from '../iptables/fragment.js';
@@ -45,13 +45,8 @@ export function renderIpvsFragment(service: Service, ports: readonly ServicePort
   for (const { port, endpoints } of ports) {
     const proto = ipvsProtocol(port);
     const spn = servicePortNameString({ service: service.key, port: port.name, protocol: port.protocol });
-    const iTPLocal = service.internalTrafficPolicy === 'Local';
-    const sel = categorizeEndpoints(
-      endpoints,
-      { internalTrafficPolicy: service.internalTrafficPolicy, externalTrafficPolicy: 'Cluster', externallyAccessible: false },
-      opts.node,
-    );
-    const chosen = iTPLocal ? sel.localEndpoints : sel.clusterEndpoints;
+    const sel = selectClusterIPEndpoints(endpoints, service.internalTrafficPolicy, opts.node);
+    const chosen = sel.internal;
     clusterIpMembers.push(`${clusterIP},${proto}:${port.port}`);
     const unserved = unservedPortRule(spn, portMatch(proto, clusterIP, port.port), sel.hasAnyEndpoints, chosen.length > 0);
     if (unserved !== undefined) filterRules.push(unserved);

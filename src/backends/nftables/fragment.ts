@@ -1,5 +1,5 @@
 import { exactSize } from '../../compact.js';
-import { categorizeEndpoints } from '../../model/categorize.js';
+import { selectClusterIPEndpoints } from '../../model/categorize.js';
 import type { Service, ServiceKey } from '../../model/types.js';
 import { servicePortNameString } from '../../model/types.js';
 import type { ServicePortInput } from '../iptables/fragment.js';
@@ -64,12 +64,8 @@ export function renderNftFragment(service: Service, ports: readonly ServicePortI
     const proto = port.protocol.toLowerCase();
     const key = `${clusterIP} . ${proto} . ${port.port}`;
     const iTPLocal = service.internalTrafficPolicy === 'Local';
-    const sel = categorizeEndpoints(
-      endpoints,
-      { internalTrafficPolicy: service.internalTrafficPolicy, externalTrafficPolicy: 'Cluster', externallyAccessible: false },
-      opts.node,
-    );
-    const used = iTPLocal ? sel.localEndpoints : sel.clusterEndpoints;
+    const sel = selectClusterIPEndpoints(endpoints, service.internalTrafficPolicy, opts.node);
+    const used = sel.internal;
     if (!sel.hasAnyEndpoints) {
       elements.push([NO_ENDPOINT_SERVICES, key, ` comment "${spn}" : goto ${REJECT_CHAIN}`]);
       continue;
