@@ -29,7 +29,7 @@ export function chainHash(input: string): string {
 
 // crypto.hash (one-shot, Node >= 20.12) is markedly faster than createHash for 110,000 short inputs.
 const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'buffer') => Buffer }).hash;
-export const sha256 = (input: string): Buffer =>
+const sha256 = (input: string): Buffer =>
   oneShot ? oneShot('sha256', input, 'buffer') : crypto.createHash('sha256').update(input).digest();
 
 /** The per-service-port chain names; all share one hash and differ by prefix, as in kube-proxy. */

@@ -1,17 +1,12 @@
 import type { Endpoint, Protocol, ServicePortName } from '../../model/types.js';
-import { sha256 } from '../iptables/names.js';
+import { chainHash } from '../iptables/names.js';
 
-const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-
-/** kube-proxy's nftables-mode hash: the first 8 characters of base32(SHA-256(name)), i.e. the digest's first 5 bytes. */
+/**
+ * kube-proxy's nftables-mode hash: the first 8 characters of base32(SHA-256(name)). base32 encodes 5 bytes per 8
+ * characters, so they are the first 8 of iptables mode's 16-character hash of the same input.
+ */
 export function nftHash(name: string): string {
-  const d = sha256(name);
-  // 40 bits as two 20-bit halves, to stay in int32 arithmetic.
-  const hi = ((d[0]! << 12) | (d[1]! << 4) | (d[2]! >> 4)) >>> 0;
-  const lo = (((d[2]! & 0x0f) << 16) | (d[3]! << 8) | d[4]!) >>> 0;
-  let out = '';
-  for (const half of [hi, lo]) for (let shift = 15; shift >= 0; shift -= 5) out += BASE32[(half >> shift) & 31];
-  return out;
+  return chainHash(name).slice(0, 8);
 }
 
 /** Chain names longer than this are cut, as upstream's hashAndTruncate does (nft's limit is 256). */
