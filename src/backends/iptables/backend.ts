@@ -1,5 +1,6 @@
 import type { ClusterState } from '../../model/state.js';
 import type { ServiceKey } from '../../model/types.js';
+import { countedChunks } from '../counted.js';
 import { rebuiltForZone } from '../zone.js';
 import type { ApplyFailure, ProxyBackend, SyncOutcome } from '../../sync/backend.js';
 import { type IptablesTools, applyFailureOf, canaryChainsPresent, defaultIptablesTools, readLiveRules, restore, restoreIpset } from './apply.js';
@@ -43,16 +44,7 @@ export class IptablesBackend implements ProxyBackend {
     if (plan === undefined) return { kind: 'none', bytes: 0, ruleTotals: {}, chainsDeleted: 0 };
     const { payload } = plan;
     // Counted while streamed, so the payload is generated once (again only for an error report).
-    let bytes = 0;
-    const counted: Iterable<string> = {
-      *[Symbol.iterator]() {
-        bytes = 0;
-        for (const c of payload.chunks) {
-          bytes += c.length;
-          yield c;
-        }
-      },
-    };
+    const { chunks: counted, bytes } = countedChunks(payload.chunks);
     const { ipset } = plan;
     if (print) {
       // Streamed like a restore: a 10,000-Service payload is never joined into one piece.
@@ -74,7 +66,7 @@ export class IptablesBackend implements ProxyBackend {
     plan.commit();
     return {
       kind: payload.kind,
-      bytes,
+      bytes: bytes(),
       ruleTotals: { nat: payload.stats.natRulesTotal, filter: payload.stats.filterRulesTotal },
       chainsDeleted: payload.stats.chainsDeleted,
     };

@@ -2,6 +2,7 @@ import type { ClusterState } from '../../model/state.js';
 import type { ServiceKey } from '../../model/types.js';
 import type { ApplyFailure, ProxyBackend, SyncOutcome } from '../../sync/backend.js';
 import { applyFailureOf } from '../iptables/apply.js';
+import { countedChunks } from '../counted.js';
 import { rebuiltForZone } from '../zone.js';
 import { dispatchPresent, nftApply, readLiveTable } from './apply.js';
 import { NO_TABLE, NftablesCompiler } from './compiler.js';
@@ -34,16 +35,7 @@ export class NftablesBackend implements ProxyBackend {
     // A dry run never reads the machine: its full sync is onto a node without our table.
     const plan = full ? this.compiler.planFull(print ? NO_TABLE : await readLiveTable(this.options.family)) : this.compiler.planPartial();
     if (plan === undefined) return { kind: 'none', bytes: 0, ruleTotals: {}, chainsDeleted: 0 };
-    let bytes = 0;
-    const counted: Iterable<string> = {
-      *[Symbol.iterator]() {
-        bytes = 0;
-        for (const c of plan.chunks) {
-          bytes += c.length;
-          yield c;
-        }
-      },
-    };
+    const { chunks: counted, bytes } = countedChunks(plan.chunks);
     if (print) print(counted);
     else {
       try {
@@ -54,7 +46,7 @@ export class NftablesBackend implements ProxyBackend {
       }
     }
     plan.commit();
-    return { kind: plan.kind, bytes, ruleTotals: {}, chainsDeleted: plan.deleted };
+    return { kind: plan.kind, bytes: bytes(), ruleTotals: {}, chainsDeleted: plan.deleted };
   }
 
   /** nftables needs no canary chain (no one flushes a private table by accident), but `flush ruleset` happens. */
