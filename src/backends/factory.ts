@@ -11,7 +11,7 @@ import { defaultNftablesOptions } from './nftables/options.js';
 
 export interface CreatedBackend {
   readonly backend: ProxyBackend & { readonly serviceCount: number };
-  /** The iptables mode chosen (both backends write iptables rules); undefined for a dry run. */
+  /** The iptables mode chosen (the iptables and IPVS backends write iptables rules); undefined for a dry run and for nftables. */
   readonly iptablesMode: { readonly mode: IptablesMode; readonly reason: string } | undefined;
 }
 
@@ -21,23 +21,23 @@ export interface CreatedBackend {
  * run never reads the machine, so it shows kube-proxy's defaults.
  */
 export async function createBackend(config: ProxyConfig, opts: { readonly dryRun: boolean; readonly nodeZone?: string | undefined }): Promise<CreatedBackend> {
-  const iptablesMode = opts.dryRun ? undefined : await detectIptablesMode();
-  const tools = iptablesMode === undefined ? defaultIptablesTools(config.family) : iptablesCommands(iptablesMode.mode, config.family);
   const common = {
     family: config.family,
     node: { name: config.nodeName, zone: opts.nodeZone },
     clusterCidr: config.clusterCidrs[config.family],
     masqueradeAll: config.masqueradeAll,
-    dropInvalid: opts.dryRun ? true : !(await conntrackTcpBeLiberal()),
   };
-  if (config.backend === 'nftables') {
-    return { backend: new NftablesBackend(defaultNftablesOptions(common)), iptablesMode };
-  }
+  // nftables mode writes no iptables rule: nothing to detect (both modes' iptables-save) or to decide on.
+  if (config.backend === 'nftables') return { backend: new NftablesBackend(defaultNftablesOptions(common)), iptablesMode: undefined };
+  const iptablesMode = opts.dryRun ? undefined : await detectIptablesMode();
+  const tools = iptablesMode === undefined ? defaultIptablesTools(config.family) : iptablesCommands(iptablesMode.mode, config.family);
+  const dropInvalid = opts.dryRun ? true : !(await conntrackTcpBeLiberal());
   if (config.backend === 'ipvs') {
-    return { backend: new IpvsBackend(defaultIpvsOptions({ ...common, scheduler: config.ipvsScheduler }), tools), iptablesMode };
+    return { backend: new IpvsBackend(defaultIpvsOptions({ ...common, dropInvalid, scheduler: config.ipvsScheduler }), tools), iptablesMode };
   }
   const options = defaultIptablesOptions({
     ...common,
+    dropInvalid,
     maxChainsPerTransaction: iptablesMode === undefined ? MAX_CHAINS_PER_TRANSACTION : maxChainsPerTransaction(iptablesMode.mode),
     layout: config.iptablesLayout,
   });
