@@ -1,5 +1,8 @@
 import { IptablesCompiler } from '../../src/backends/iptables/compiler.js';
 import { type IptablesOptions, defaultIptablesOptions } from '../../src/backends/iptables/options.js';
+import { normalizeEndpointSlice } from '../../src/model/endpoint-slice.js';
+import { normalizeService } from '../../src/model/service.js';
+import type { ClusterState } from '../../src/model/state.js';
 import { parseManifestText } from '../../src/sources/manifests.js';
 import { type LoadedState, loadObjects } from '../../src/sources/objects.js';
 import { type K8sObject, list } from './objects.js';
@@ -17,4 +20,17 @@ export function compilerFor(loaded: LoadedState, overrides: Partial<IptablesOpti
   );
   compiler.update(loaded.state, loaded.state.takeChanges());
   return compiler;
+}
+
+/** Puts one builder Service or EndpointSlice into `state`, as a watch event would; throws if it is invalid. */
+export function setObject(state: ClusterState, obj: K8sObject): void {
+  if (obj['kind'] === 'Service') {
+    const r = normalizeService(obj);
+    if (r.status !== 'ok') throw new Error(JSON.stringify(r));
+    state.setService(r.value);
+  } else {
+    const r = normalizeEndpointSlice(obj);
+    if (r.status !== 'ok') throw new Error(JSON.stringify(r));
+    state.setSlice(r.value);
+  }
 }

@@ -2,9 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { NftablesCompiler } from '../../src/backends/nftables/compiler.js';
 import { nftHash } from '../../src/backends/nftables/names.js';
 import { defaultNftablesOptions } from '../../src/backends/nftables/options.js';
-import { normalizeEndpointSlice } from '../../src/model/endpoint-slice.js';
-import { normalizeService } from '../../src/model/service.js';
 import { ClusterState } from '../../src/model/state.js';
+import { setObject } from '../support/compile.js';
 import { type K8sObject, endpointSlice, service } from '../support/objects.js';
 
 // The nftables compiler's transactions, step by step: a partial sync writes only changed elements and
@@ -15,16 +14,10 @@ const svc = (name: string, ip: string, extra: { affinityTimeoutSeconds?: number 
 const slice = (name: string, ips: string[]) =>
   endpointSlice({ name: `${name}-1`, service: name, ports: [{ name: 'http', port: 8080 }], endpoints: ips.map((ip) => ({ ip })) });
 
-function set(state: ClusterState, obj: K8sObject): void {
-  const r = obj['kind'] === 'Service' ? normalizeService(obj) : normalizeEndpointSlice(obj);
-  if (r.status !== 'ok') throw new Error(JSON.stringify(r));
-  if ('clusterIPs' in r.value) state.setService(r.value);
-  else state.setSlice(r.value);
-}
 
 function setup(objects: K8sObject[]): { state: ClusterState; compiler: NftablesCompiler } {
   const state = new ClusterState();
-  for (const o of objects) set(state, o);
+  for (const o of objects) setObject(state, o);
   const compiler = new NftablesCompiler(defaultNftablesOptions({ node: { name: 'node-a', zone: undefined }, clusterCidr: '10.244.0.0/16' }));
   compiler.update(state, state.takeChanges());
   compiler.planFull().commit();
@@ -55,14 +48,14 @@ describe('nftables partial syncs', () => {
 
   it('replacing one endpoint rewrites two elements and the hairpin set, and no rule', () => {
     const { state, compiler } = setup([svc('web', '10.96.0.1'), slice('web', ['10.244.1.1', '10.244.1.2'])]);
-    set(state, slice('web', ['10.244.1.1', '10.244.1.3']));
+    setObject(state, slice('web', ['10.244.1.1', '10.244.1.3']));
     expect(partial(compiler, state)).toEqual([
       `delete element ${Q} service-endpoints { 10.96.0.1 . tcp . 80 . 1 }`,
       `add element ${Q} service-endpoints { 10.96.0.1 . tcp . 80 . 1 : 10.244.1.3 . 8080 }`,
       `add element ${Q} hairpin-connections { 10.244.1.3 . 10.244.1.3 . tcp . 8080 }`,
     ]);
     // The hairpin member nothing DNATs to any more goes with the next transaction.
-    set(state, svc('other', '10.96.0.2'));
+    setObject(state, svc('other', '10.96.0.2'));
     expect(partial(compiler, state)).toEqual([
       `add element ${Q} cluster-ips { 10.96.0.2 }`,
       `add element ${Q} no-endpoint-services { 10.96.0.2 . tcp . 80 comment "default/other:http" : goto reject-chain }`,
@@ -72,7 +65,7 @@ describe('nftables partial syncs', () => {
 
   it('a new endpoint count creates its load-balancing chain first; the unused one is deleted next time', () => {
     const { state, compiler } = setup([svc('web', '10.96.0.1'), slice('web', ['10.244.1.1', '10.244.1.2'])]);
-    set(state, slice('web', ['10.244.1.1', '10.244.1.2', '10.244.1.3']));
+    setObject(state, slice('web', ['10.244.1.1', '10.244.1.2', '10.244.1.3']));
     expect(partial(compiler, state)).toEqual([
       `add chain ${Q} lb-tcp-3`,
       `flush chain ${Q} lb-tcp-3`,
@@ -82,13 +75,13 @@ describe('nftables partial syncs', () => {
       `add element ${Q} service-endpoints { 10.96.0.1 . tcp . 80 . 2 : 10.244.1.3 . 8080 }`,
       `add element ${Q} hairpin-connections { 10.244.1.3 . 10.244.1.3 . tcp . 8080 }`,
     ]);
-    set(state, svc('other', '10.96.0.2'));
+    setObject(state, svc('other', '10.96.0.2'));
     expect(partial(compiler, state)?.[0]).toBe(`delete chain ${Q} lb-tcp-2`);
     // Deleted once: the next transaction does not try again.
-    set(state, svc('fourth', '10.96.0.4'));
+    setObject(state, svc('fourth', '10.96.0.4'));
     expect(partial(compiler, state)?.filter((l) => l.startsWith('delete chain'))).toEqual([]);
     // Wanted again before it was deleted: reused, not recreated, and no longer due for deletion.
-    set(state, slice('web', ['10.244.1.1', '10.244.1.2']));
+    setObject(state, slice('web', ['10.244.1.1', '10.244.1.2']));
     const back = partial(compiler, state)!;
     expect(back.filter((l) => l.includes('lb-tcp-2'))).toEqual([
       `add chain ${Q} lb-tcp-2`,
@@ -96,13 +89,13 @@ describe('nftables partial syncs', () => {
       `add rule ${Q} lb-tcp-2 meta l4proto tcp dnat to ip daddr . meta l4proto . tcp dport . numgen random mod 2 map @service-endpoints`,
       `add element ${Q} service-ips { 10.96.0.1 . tcp . 80 : goto lb-tcp-2 }`,
     ]);
-    set(state, svc('third', '10.96.0.3'));
+    setObject(state, svc('third', '10.96.0.3'));
     expect(partial(compiler, state)?.some((l) => l === `delete chain ${Q} lb-tcp-2`)).toBe(false);
   });
 
   it('losing every endpoint swaps the dispatch element for a REJECT one', () => {
     const { state, compiler } = setup([svc('web', '10.96.0.1'), slice('web', ['10.244.1.1'])]);
-    set(state, slice('web', []));
+    setObject(state, slice('web', []));
     expect(partial(compiler, state)).toEqual([
       `delete element ${Q} service-ips { 10.96.0.1 . tcp . 80 }`,
       `delete element ${Q} service-endpoints { 10.96.0.1 . tcp . 80 . 0 }`,
@@ -113,13 +106,13 @@ describe('nftables partial syncs', () => {
   it('an affinity Service keeps its sets, rewrites its service chain, and deletes a gone endpoint\'s chain and set one sync later', () => {
     const sticky = { affinityTimeoutSeconds: 600 };
     const { state, compiler } = setup([svc('web', '10.96.0.1', sticky), slice('web', ['10.244.1.1', '10.244.1.2'])]);
-    set(state, slice('web', ['10.244.1.1']));
+    setObject(state, slice('web', ['10.244.1.1']));
     const lines = partial(compiler, state)!;
     const gone = lines.find((l) => l.startsWith(`flush chain ${Q} endpoint-`))!.split(' ').pop()!;
     expect(gone).toMatch(/^endpoint-[A-Z2-7]{8}-default\/web\/tcp\/http__10\.244\.1\.2\/8080$/);
     expect(lines.filter((l) => l.startsWith('add set') || l.includes('flush set'))).toEqual([]);
     expect(lines.some((l) => /^add rule ip kube-proxy service-[A-Z2-7]{8}-default\/web\/tcp\/http numgen random mod 1 vmap/.test(l))).toBe(true);
-    set(state, svc('other', '10.96.0.2'));
+    setObject(state, svc('other', '10.96.0.2'));
     const next = partial(compiler, state)!;
     expect(next.slice(0, 2)).toEqual([`delete chain ${Q} ${gone}`, `delete set ${Q} ${gone.replace('endpoint-', 'affinity-')}`]);
   });

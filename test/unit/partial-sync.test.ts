@@ -2,13 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { IptablesCompiler } from '../../src/backends/iptables/compiler.js';
 import { parseIptablesSave } from '../../src/backends/iptables/live-state.js';
 import { defaultIptablesOptions } from '../../src/backends/iptables/options.js';
-import { normalizeEndpointSlice } from '../../src/model/endpoint-slice.js';
-import { normalizeService } from '../../src/model/service.js';
 import type { ClusterState } from '../../src/model/state.js';
 import { serviceKey } from '../../src/model/types.js';
-import { load } from '../support/compile.js';
+import { load, setObject } from '../support/compile.js';
 import { parseRules } from '../support/iptables-text.js';
-import { type K8sObject, endpointSlice, service } from '../support/objects.js';
+import { endpointSlice, service } from '../support/objects.js';
 
 // The steps of upstream's TestSyncProxyRulesRepeated, checked against our partial payloads, which are
 // smaller than upstream's: the shared KUBE-SERVICES chains are edited with -D/-I, not rewritten.
@@ -18,17 +16,6 @@ const svc = (n: number, port = 80) =>
 const slice = (n: number, ips: string[], port = 80) =>
   endpointSlice({ namespace: `ns${n}`, name: `svc${n}-1`, service: `svc${n}`, ports: [{ name: `p${port}`, port }], endpoints: ips.map((ip) => ({ ip })) });
 
-function set(state: ClusterState, obj: K8sObject): void {
-  if (obj['kind'] === 'Service') {
-    const r = normalizeService(obj);
-    if (r.status !== 'ok') throw new Error(JSON.stringify(r));
-    state.setService(r.value);
-  } else {
-    const r = normalizeEndpointSlice(obj);
-    if (r.status !== 'ok') throw new Error(JSON.stringify(r));
-    state.setSlice(r.value);
-  }
-}
 
 function partial(compiler: IptablesCompiler, state: ClusterState): string | undefined {
   compiler.update(state, state.takeChanges());
@@ -48,8 +35,8 @@ describe('partial syncs (TestSyncProxyRulesRepeated steps)', () => {
   });
 
   it('adding a Service writes its chains and inserts one dispatch rule above the NodePorts rule', () => {
-    set(state, svc(3));
-    set(state, slice(3, ['10.0.3.1']));
+    setObject(state, svc(3));
+    setObject(state, slice(3, ['10.0.3.1']));
     const text = partial(compiler, state)!;
     expect(text).toBe(
       [
@@ -85,14 +72,14 @@ describe('partial syncs (TestSyncProxyRulesRepeated steps)', () => {
   });
 
   it('a Service without endpoints adds only a filter REJECT', () => {
-    set(state, svc(4));
+    setObject(state, svc(4));
     expect(partial(compiler, state)).toBe(
       '*filter\n-I KUBE-SERVICES 1 -m comment --comment "ns4/svc4:p80 has no endpoints" -m tcp -p tcp -d 172.30.0.44 --dport 80 -j REJECT\nCOMMIT\n',
     );
   });
 
   it('its first endpoint swaps the REJECT for nat chains', () => {
-    set(state, slice(4, ['10.0.4.1']));
+    setObject(state, slice(4, ['10.0.4.1']));
     const tables = parseRules(partial(compiler, state)!);
     expect(tables.get('filter')!.get('!ops')).toEqual([
       '-D KUBE-SERVICES -m comment --comment "ns4/svc4:p80 has no endpoints" -m tcp -p tcp -d 172.30.0.44 --dport 80 -j REJECT',
@@ -102,7 +89,7 @@ describe('partial syncs (TestSyncProxyRulesRepeated steps)', () => {
   });
 
   it('an endpoint change rewrites the SVC chain, adds the new SEP and deletes the old one, nothing else', () => {
-    set(state, slice(3, ['10.0.3.2']));
+    setObject(state, slice(3, ['10.0.3.2']));
     const tables = parseRules(partial(compiler, state)!);
     expect(tables.has('filter')).toBe(false);
     const nat = tables.get('nat')!;
@@ -112,7 +99,7 @@ describe('partial syncs (TestSyncProxyRulesRepeated steps)', () => {
   });
 
   it('adding an endpoint leaves the unchanged SEP chain out of the payload', () => {
-    set(state, slice(3, ['10.0.3.2', '10.0.3.3']));
+    setObject(state, slice(3, ['10.0.3.2', '10.0.3.3']));
     const nat = parseRules(partial(compiler, state)!).get('nat')!;
     expect(nat.get('KUBE-SVC-X27LE4BHSL4DOUIK')).toEqual([
       '-m comment --comment "ns3/svc3:p80 cluster IP" -m tcp -p tcp -d 172.30.0.43 --dport 80 ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ',
@@ -124,7 +111,7 @@ describe('partial syncs (TestSyncProxyRulesRepeated steps)', () => {
   });
 
   it('an aborted plan keeps its Services pending for the next plan', () => {
-    set(state, slice(1, ['10.0.1.9']));
+    setObject(state, slice(1, ['10.0.1.9']));
     compiler.update(state, state.takeChanges());
     const first = compiler.planPartial()!;
     first.abort();
@@ -169,8 +156,8 @@ describe('full syncs over live state', () => {
     const compiler = new IptablesCompiler(defaultIptablesOptions());
     compiler.update(state, state.takeChanges());
     expect(compiler.planFull().payload.text).toContain('"ns1/svc1:p80 -> 10.1.0.0:80"');
-    set(state, svc(2));
-    set(state, slice(2, ['10.2.0.1']));
+    setObject(state, svc(2));
+    setObject(state, slice(2, ['10.2.0.1']));
     compiler.update(state, state.takeChanges());
     expect(compiler.isLargeCluster).toBe(true);
     const text = compiler.planFull().payload.text;
