@@ -1,8 +1,12 @@
-import { type IptablesMode, iptablesCommands } from '../backends/iptables/mode.js';
-import { ApplyError, destroyIpset, listIpsets, restore, saveAll } from '../backends/iptables/apply.js';
-import { KUBE_LOOP_BACK, KUBE_LOOP_BACK_NEXT } from '../backends/iptables/skeleton.js';
 import { type CleanupPlan, describeCleanup, planCleanupDetailed } from '../backends/iptables/cleanup.js';
+import { KUBE_LOOP_BACK, KUBE_LOOP_BACK_NEXT } from '../backends/shared/iptables-fixed.js';
+import { ToolError } from '../kernel/exec.js';
+import { type IptablesTools, defaultIptablesTools, iptablesCommands, restoreTool, saveAll } from '../kernel/iptables.js';
+import type { IptablesMode } from '../kernel/iptables-mode.js';
+import { destroyTool, listIpsets } from '../kernel/ipset.js';
+import { runStep } from '../kernel/tool.js';
 import type { IPFamily } from '../model/ip.js';
+import { toolFailureText } from './report.js';
 import { type IpvsCleanup, cleanupIpvs } from '../backends/ipvs/cleanup.js';
 import { KUBE_CLUSTER_IP, KUBE_IPVS_IPS } from '../backends/ipvs/rules.js';
 import { type NftablesCleanup, cleanupNftables } from '../backends/nftables/cleanup.js';
@@ -30,18 +34,22 @@ export interface CleanupTools {
   cleanupNftables(dryRun: boolean): Promise<NftablesCleanup>;
 }
 
-export const SYSTEM_TOOLS: CleanupTools = { save: saveAll, restore, listSets: listIpsets, destroySet: destroyIpset, cleanupIpvs, cleanupNftables };
-
-/** The binaries of one iptables mode, so cleanup removes rules from the same backend the agent wrote them with. */
-export function modeTools(mode: IptablesMode): CleanupTools {
+function systemTools(toolsOf: (family: IPFamily) => IptablesTools): CleanupTools {
   return {
-    save: (family) => saveAll(family, iptablesCommands(mode, family)),
-    restore: (payload, family) => restore(payload, family, iptablesCommands(mode, family)),
+    save: (family) => saveAll(toolsOf(family)),
+    restore: (payload, family) => runStep({ kind: 'input', tool: restoreTool(toolsOf(family)), input: [payload], atomic: true }, [payload]),
     listSets: listIpsets,
-    destroySet: destroyIpset,
+    destroySet: (name) => runStep({ kind: 'command', tool: destroyTool(name) }, []),
     cleanupIpvs,
     cleanupNftables,
   };
+}
+
+export const SYSTEM_TOOLS: CleanupTools = systemTools(defaultIptablesTools);
+
+/** The binaries of one iptables mode, so cleanup removes rules from the same backend the agent wrote them with. */
+export function modeTools(mode: IptablesMode): CleanupTools {
+  return systemTools((family) => iptablesCommands(mode, family));
 }
 
 const TOOL: Record<IPFamily, string> = { IPv4: 'iptables-restore', IPv6: 'ip6tables-restore' };
@@ -60,9 +68,9 @@ export async function runCleanup(io: CleanupIo, opts: CleanupOptions = {}, tools
     try {
       plan = planCleanupDetailed(await tools.save(family));
     } catch (e) {
-      if (!(e instanceof ApplyError)) throw e;
+      if (!(e instanceof ToolError)) throw e;
       if (family === 'IPv6') {
-        summary.push(`IPv6: skipped (${e.message}${e.toolOutput ? `: ${firstLine(e.toolOutput)}` : ''})`);
+        summary.push(`IPv6: skipped (${e.message}${e.stderr ? `: ${firstLine(e.stderr)}` : ''})`);
         continue;
       }
       reportFailure(io, e);
@@ -83,7 +91,7 @@ export async function runCleanup(io: CleanupIo, opts: CleanupOptions = {}, tools
       await tools.restore(plan.payload, family);
       summary.push(`${family}: removed ${describeCleanup(plan)}`);
     } catch (e) {
-      if (!(e instanceof ApplyError)) throw e;
+      if (!(e instanceof ToolError)) throw e;
       reportFailure(io, e);
       // Each table's COMMIT is atomic; a re-run removes whatever an earlier table left.
       summary.push(`${family}: failed (see above)`);
@@ -100,7 +108,7 @@ export async function runCleanup(io: CleanupIo, opts: CleanupOptions = {}, tools
       if (done.printed !== '') io.stdout(done.printed);
       summary.push(done.summary);
     } catch (e) {
-      if (!(e instanceof ApplyError)) throw e;
+      if (!(e instanceof ToolError)) throw e;
       reportFailure(io, e);
       summary.push(`${name}: failed (see above)`);
       failed = true;
@@ -119,7 +127,7 @@ export async function runCleanup(io: CleanupIo, opts: CleanupOptions = {}, tools
       summary.push(`ipsets: destroyed ${ours.join(', ')}`);
     }
   } catch (e) {
-    if (!(e instanceof ApplyError)) throw e;
+    if (!(e instanceof ToolError)) throw e;
     // Typically "in use by a kernel component": another agent's rule still names the set.
     reportFailure(io, e);
     summary.push('ipsets: failed (see above)');
@@ -131,10 +139,8 @@ export async function runCleanup(io: CleanupIo, opts: CleanupOptions = {}, tools
 
 const OUR_SETS: readonly string[] = [KUBE_LOOP_BACK, KUBE_LOOP_BACK_NEXT, KUBE_CLUSTER_IP, KUBE_IPVS_IPS];
 
-function reportFailure(io: CleanupIo, e: ApplyError): void {
-  io.stderr(`error: ${e.message}\n`);
-  if (e.toolOutput) io.stderr(`${e.toolOutput}\n`);
-  if (e.offendingLines.length > 0) io.stderr(`offending input:\n${e.offendingLines.join('\n')}\n`);
+function reportFailure(io: CleanupIo, e: ToolError): void {
+  io.stderr(toolFailureText(e));
 }
 
 const firstLine = (text: string): string => text.split('\n', 1)[0] ?? '';

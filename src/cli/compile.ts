@@ -1,6 +1,8 @@
-import { createBackend } from '../backends/factory.js';
-import { ApplyError } from '../backends/iptables/apply.js';
-import { type ProxyConfig, UsageError } from '../config.js';
+import { ToolError } from '../kernel/exec.js';
+import { createBackend } from './backend-factory.js';
+import type { ProxyConfig } from './config.js';
+import { UsageError } from './errors.js';
+import { toolFailureText } from './report.js';
 import { readManifests } from '../sources/manifests.js';
 import { type LoadedState, loadObjects } from '../sources/objects.js';
 
@@ -53,10 +55,8 @@ export async function runCompile(req: CompileRequest, io: Io): Promise<number> {
     );
     return 0;
   } catch (e) {
-    if (!(e instanceof ApplyError)) throw e;
-    io.stderr(`error: ${e.message}\n`);
-    if (e.toolOutput) io.stderr(`${e.toolOutput}\n`);
-    if (e.offendingLines.length > 0) io.stderr(`offending input:\n${e.offendingLines.join('\n')}\n`);
+    if (!(e instanceof ToolError)) throw e;
+    io.stderr(toolFailureText(e));
     return 1;
   }
 }

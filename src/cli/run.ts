@@ -1,5 +1,6 @@
-import { createBackend } from '../backends/factory.js';
-import { type ProxyConfig, UsageError } from '../config.js';
+import { createBackend } from './backend-factory.js';
+import type { ProxyConfig } from './config.js';
+import { UsageError } from './errors.js';
 import { parseDuration } from '../duration.js';
 import { type LogLevel, type Logger, createLogger } from '../log.js';
 import { ClusterState } from '../model/state.js';
@@ -10,7 +11,7 @@ import { type RunningServer, startHealthServer, startMetricsServer } from '../se
 import { ProxyMetrics } from '../serve/metrics.js';
 import { KubeApiClient } from '../sources/kube/api-client.js';
 import { ClusterSource, type NodeInfo, TO_BE_DELETED_TAINT } from '../sources/kube/cluster-source.js';
-import { loadKubeConfig } from '../sources/kube/kubeconfig.js';
+import { KubeconfigError, loadKubeConfig } from '../sources/kube/kubeconfig.js';
 import type { ReflectorEvent } from '../sources/kube/reflector.js';
 import { ConntrackReconciler } from '../sync/conntrack.js';
 import { SyncLoop, type SyncHooks } from '../sync/loop.js';
@@ -38,7 +39,7 @@ export async function runAgent(config: ProxyConfig, flags: RunFlags, print: (tex
   const syncPeriodMs = durationFlag('--sync-period', flags.syncPeriod, 1);
   const healthAddr = bindFlag('--healthz-bind-address', flags.healthzBindAddress, DEFAULT_HEALTHZ_PORT);
   const metricsAddr = bindFlag('--metrics-bind-address', flags.metricsBindAddress, DEFAULT_METRICS_PORT);
-  const { kc, origin } = loadKubeConfig(flags.kubeconfig);
+  const { kc, origin } = kubeconfigOrUsage(flags.kubeconfig);
   const log = createLogger(flags.logLevel);
   const client = new KubeApiClient(kc);
   log.info(
@@ -99,7 +100,7 @@ export async function runAgent(config: ProxyConfig, flags: RunFlags, print: (tex
         {
           full: r.full,
           retryInMs: r.retryInMs,
-          toolOutput: r.failure.toolOutput,
+          toolOutput: r.failure.stderr,
           offendingLines: r.failure.offendingLines,
         },
         // iptables-restore is atomic, so its rules stay as they were; ipvsadm -R is not, and the full sync
@@ -266,4 +267,13 @@ function bindFlag(flag: string, value: string, defaultPort: number) {
 
 function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+function kubeconfigOrUsage(flag: string | undefined): ReturnType<typeof loadKubeConfig> {
+  try {
+    return loadKubeConfig(flag);
+  } catch (e) {
+    if (e instanceof KubeconfigError) throw new UsageError(e.message);
+    throw e;
+  }
 }

@@ -55,6 +55,16 @@ export function parseIP(text: string): ParsedIP | undefined {
   return undefined;
 }
 
+/**
+ * A canonical IPv4 address as one unsigned 32-bit number, for compact keys; undefined for anything else (IPv6,
+ * including IPv4-mapped forms, stays text).
+ */
+export function ipv4Number(ip: string): number | undefined {
+  const octets = ip.split('.');
+  if (octets.length !== 4 || ip.includes(':')) return undefined;
+  return ((Number(octets[0]) << 24) | (Number(octets[1]) << 16) | (Number(octets[2]) << 8) | Number(octets[3])) >>> 0;
+}
+
 /** "ip:port" as Go's net.JoinHostPort prints it: IPv6 addresses are bracketed. */
 export function joinHostPort(ip: string, port: number): string {
   return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;

@@ -10,13 +10,6 @@ export interface SyncOutcome {
   readonly chainsDeleted: number;
 }
 
-/** A failed apply: the tool's words and the input lines it pointed at. */
-export interface ApplyFailure {
-  readonly message: string;
-  readonly toolOutput: string;
-  readonly offendingLines: readonly string[];
-}
-
 /**
  * The sync loop's view of a kernel backend: a pure compiler it feeds, and the few I/O steps around it.
  * One implementation per backend (iptables today).
@@ -29,13 +22,11 @@ export interface ProxyBackend {
   setNodeZone(state: ClusterState, zone: string | undefined): void;
   /**
    * Programs the kernel: everything (reading the live rules first) or only what changed since the last
-   * successful sync. With `print`, the payload goes to `print` instead of the kernel. Throws ApplyError-like
-   * errors (see `asApplyFailure`) when a tool refuses its input: iptables leaves the kernel unchanged, IPVS
+   * successful sync. With `print`, the payload goes to `print` instead of the kernel. Throws ToolError
+   * when a tool refuses its input: iptables leaves the kernel unchanged, IPVS
    * may have applied part of it; either way the loop's next sync is a full one, which reconciles.
    */
   sync(full: boolean, print?: (payload: Iterable<string>) => void): Promise<SyncOutcome>;
   /** False if our canary chain is gone: someone flushed the tables, so the next sync must be full. */
   canaryPresent(): Promise<boolean>;
-  /** Turns a thrown error into the failure the loop logs, or undefined if it is not an apply failure. */
-  asApplyFailure(e: unknown): ApplyFailure | undefined;
 }

@@ -5,7 +5,7 @@
 // forever, so its datagrams stay DNAT'ed to whatever backend the first packet picked, even after that
 // backend left the Service or the Service is gone. TCP is never touched (it has its own teardown, and cutting
 // flows would break graceful termination); SCTP is left alone as upstream leaves it.
-import { execa } from 'execa';
+import { type ConntrackRunner, type RunResult, runConntrack } from '../kernel/conntrack.js';
 import { endpointsForPort } from '../model/endpoints.js';
 import { type IPFamily, joinHostPort } from '../model/ip.js';
 import type { ClusterState } from '../model/state.js';
@@ -135,20 +135,7 @@ export function listArgs(family: IPFamily): string[] {
 
 const familyArg = (family: IPFamily): string => (family === 'IPv4' ? 'ipv4' : 'ipv6');
 
-export interface RunResult {
-  readonly exitCode: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/**
- * Runs a program to completion. Resolves with any exit code; rejects only if the program could not be
- * run at all (missing, timed out, killed). `captureStdout: false` discards stdout: `conntrack -D` echoes
- * every deleted flow there.
- */
-export type Runner = (file: string, args: readonly string[], opts: { readonly captureStdout: boolean }) => Promise<RunResult>;
-
-/** A `conntrack` run that failed, or a reconcile that could not list or delete everything it should. */
+/** A reconcile that could not list or delete everything it should. */
 export class ConntrackError extends Error {
   constructor(
     message: string,
@@ -160,25 +147,8 @@ export class ConntrackError extends Error {
   }
 }
 
-export const execaRunner: Runner = async (file, args, opts) => {
-  const r = await execa(file, args, {
-    reject: false,
-    stdin: 'ignore',
-    stdout: opts.captureStdout ? 'pipe' : 'ignore',
-    // A full table listing is about 150 bytes per flow; a million flows must still fit.
-    maxBuffer: 1024 * 1024 * 1024,
-    timeout: 120_000,
-  });
-  // No exit code: the program never ran or was killed.
-  if (r.failed && r.exitCode === undefined) {
-    const why = r.code === 'ENOENT' ? 'command not found (install the conntrack package)' : r.timedOut ? 'timed out' : (r.shortMessage ?? 'failed');
-    throw new ConntrackError(`${file} ${args.join(' ')}: ${why}`);
-  }
-  return { exitCode: r.exitCode ?? 0, stdout: typeof r.stdout === 'string' ? r.stdout : '', stderr: String(r.stderr) };
-};
-
 export interface ReconcileOptions {
-  run?: Runner;
+  run?: ConntrackRunner;
   /**
    * The frontends of the previous successful reconcile: those missing from `state` now belong to deleted
    * Services, and all their flows go. ConntrackReconciler keeps this for you.
@@ -224,13 +194,13 @@ export async function reconcileBackends(
   opts: Omit<ReconcileOptions, 'previous'> = {},
 ): Promise<ReconcileResult> {
   const start = performance.now();
-  const run = opts.run ?? execaRunner;
+  const run = opts.run ?? runConntrack;
   // Nothing can be stale: spare the table walk.
   if (backends.byServiceIP.size === 0 && backends.byNodePort.size === 0) {
     return { deleted: 0, flows: 0, stale: 0, durationMs: performance.now() - start };
   }
 
-  const list = await run('conntrack', listArgs(family), { captureStdout: true });
+  const list = await run(listArgs(family), { captureStdout: true });
   if (list.exitCode !== 0) {
     throw new ConntrackError(`conntrack ${listArgs(family).join(' ')} exited ${list.exitCode}: ${list.stderr.trim()}`);
   }
@@ -249,7 +219,7 @@ export async function reconcileBackends(
     const args = deleteArgs(family, filter);
     let r: RunResult;
     try {
-      r = await run('conntrack', args, { captureStdout: false });
+      r = await run(args, { captureStdout: false });
     } catch (e) {
       failures.push(e instanceof Error ? e.message : String(e));
       return;

@@ -1,7 +1,8 @@
 import type { ClusterState } from '../model/state.js';
 import type { ServiceKey } from '../model/types.js';
 import { Backoff } from '../backoff.js';
-import type { ApplyFailure, ProxyBackend, SyncOutcome } from './backend.js';
+import { ToolError } from '../kernel/exec.js';
+import type { ProxyBackend, SyncOutcome } from './backend.js';
 
 export interface SyncLoopOptions {
   /** Changes are coalesced: two syncs start at least this far apart (0: as soon as a change arrives). */
@@ -26,7 +27,7 @@ export interface SyncReport {
 }
 
 export interface SyncFailureReport {
-  readonly failure: ApplyFailure;
+  readonly failure: ToolError;
   readonly full: boolean;
   readonly durationMs: number;
   readonly retryInMs: number;
@@ -233,7 +234,7 @@ export class SyncLoop {
         }
       }
     } catch (e) {
-      const failure = this.backend.asApplyFailure(e);
+      const failure = e instanceof ToolError ? e : undefined;
       if (failure === undefined) this.hooks.internalError(e);
       // The compiler kept the failed Services pending; a full sync also repairs whatever we misjudged.
       if (!this.needFull) this.fullReason = 'previous sync failed';

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { IPTABLES_MODE_ENV } from '../../src/backends/iptables/mode.js';
+import { IPTABLES_MODE_ENV } from '../../src/kernel/iptables-mode.js';
 import { IPTABLES_LAYOUTS, type IptablesLayout } from '../../src/backends/iptables/options.js';
 import { Agent, ApiFixture } from '../kernel/agent-harness.js';
 import { CLUSTER_CIDR, NODE_NAME, TempFiles } from '../kernel/helpers.js';

@@ -4,7 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { IptablesCompiler } from '../../src/backends/iptables/compiler.js';
-import { parseIptablesSave } from '../../src/backends/iptables/live-state.js';
+import { parseLiveRules } from '../../src/backends/iptables/live-rules.js';
 import { defaultIptablesOptions } from '../../src/backends/iptables/options.js';
 import { chainSaveForm } from '../../src/backends/iptables/save-form.js';
 import { loadObjects } from '../../src/sources/objects.js';
@@ -75,12 +75,12 @@ describe('full sync over rules the kernel already holds', () => {
     const declared = (payload: string): string[] =>
       payload.split('\n').filter((l) => /^:KUBE-(SVC|SEP|SVL)-/.test(l)).map((l) => l.slice(1).split(' ')[0]!);
 
-    const cold = restarted().planFull(parseIptablesSave(await rawSave(k.lab)));
+    const cold = restarted().planFull(parseLiveRules(await rawSave(k.lab)));
     expect(declared(cold.payload.text)).toHaveLength(2 + 4);
     await k.lab.iptablesRestore(cold.payload.text);
     const programmed = await k.lab.iptablesSave();
 
-    const restart = restarted().planFull(parseIptablesSave(await rawSave(k.lab)));
+    const restart = restarted().planFull(parseLiveRules(await rawSave(k.lab)));
     expect(declared(restart.payload.text)).toEqual([]);
     expect(restart.payload.stats.chainsWritten).toBe(5 + 6 + 1); // the fixed chains only
     await k.lab.iptablesRestore(restart.payload.text);
@@ -91,7 +91,7 @@ describe('full sync over rules the kernel already holds', () => {
     const svc = programmed.split('\n').find((l) => l.startsWith('-A KUBE-SVC-') && l.includes('"default/web:http ->'))!;
     const chain = svc.split(' ')[1]!;
     await k.lab.exec('node', 'iptables', ['-t', 'nat', '-D', chain, '1']);
-    const repair = restarted().planFull(parseIptablesSave(await rawSave(k.lab)));
+    const repair = restarted().planFull(parseLiveRules(await rawSave(k.lab)));
     expect(declared(repair.payload.text)).toEqual([chain]);
     await k.lab.iptablesRestore(repair.payload.text);
     expect(await k.lab.iptablesSave()).toBe(programmed);

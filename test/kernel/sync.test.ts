@@ -2,7 +2,7 @@
 // leaves the kernel as a full sync would, bad input and failed restores never cost programmed rules.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { IptablesCompiler } from '../../src/backends/iptables/compiler.js';
-import { parseIptablesSave } from '../../src/backends/iptables/live-state.js';
+import { parseLiveRules } from '../../src/backends/iptables/live-rules.js';
 import { defaultIptablesOptions } from '../../src/backends/iptables/options.js';
 import { normalizeEndpointSlice } from '../../src/model/endpoint-slice.js';
 import type { JsonObject } from '../../src/model/fields.js';
@@ -217,7 +217,7 @@ describe('syncing a real kernel', () => {
     const { state, errors } = loadObjects(parsed.objects, NODE_NAME);
     expect(errors).toEqual([]);
     compiler.update(state, state.takeChanges());
-    const full = compiler.planFull(parseIptablesSave(await rawSave(lab)));
+    const full = compiler.planFull(parseLiveRules(await rawSave(lab)));
     await lab.iptablesRestore(full.payload.text);
     full.commit();
     expect(outcomes(await lab.probe('c', { proto: 'tcp', ip: THREE_IP, port: 80 }))).toEqual(['refused']);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseIptablesSave } from '../../src/backends/iptables/live-state.js';
+import { parseLiveRules } from '../../src/backends/iptables/live-rules.js';
 import { MAX_CHAINS_PER_TRANSACTION } from '../../src/backends/iptables/options.js';
 import { compilerFor, load } from '../support/compile.js';
 import { endpointSlice, service, syntheticCluster } from '../support/objects.js';
@@ -64,7 +64,7 @@ describe('full sync of a large cluster', () => {
 
   it('flushes stale chains before KUBE-SERVICES is rewritten and deletes them only after', () => {
     const before = compilerFor(load(syntheticCluster(500, 10))).planFull().payload.text;
-    const live = parseIptablesSave(before.replace(/^-X .*\n/gm, ''));
+    const live = parseLiveRules(before.replace(/^-X .*\n/gm, ''));
     const text = compilerFor(load(syntheticCluster(300, 10))).planFull(live).payload.text;
     const nat = transactions(text).filter((t) => t.table === 'nat');
     const servicesAt = nat.findIndex((t) => t.lines.some((l) => l.startsWith('-A KUBE-SERVICES ')));

@@ -1,9 +1,9 @@
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { ApplyError } from '../../src/backends/iptables/apply.js';
 import { planCleanup, planCleanupDetailed, ruleTarget } from '../../src/backends/iptables/cleanup.js';
-import { BUILTIN_JUMPS } from '../../src/backends/iptables/skeleton.js';
+import { BUILTIN_JUMPS } from '../../src/backends/shared/iptables-fixed.js';
+import { ToolError } from '../../src/kernel/exec.js';
 import { type CleanupTools, runCleanup } from '../../src/cli/cleanup.js';
 import type { IPFamily } from '../../src/model/ip.js';
 
@@ -303,8 +303,14 @@ describe('ruleTarget', () => {
   });
 });
 
+/** A ToolError as a tool would throw it: `what failed: reason`. */
+function toolError(message: string, stderr: string, offendingLines: string[]): ToolError {
+  const [what, reason] = message.split(' failed: ') as [string, string];
+  return new ToolError({ code: 'TOOL_REFUSED', what, reason, command: what, stderr, offendingLines });
+}
+
 /** Fake tools: canned save output per family (or an error), recording restores; ipsets as given. */
-function fakeTools(saves: Record<IPFamily, string | ApplyError>, restoreError?: ApplyError, sets: string[] | undefined = []) {
+function fakeTools(saves: Record<IPFamily, string | ToolError>, restoreError?: ToolError, sets: string[] | undefined = []) {
   const restored: { family: IPFamily; payload: string }[] = [];
   const destroyed: string[] = [];
   const tools: CleanupTools = {
@@ -312,12 +318,12 @@ function fakeTools(saves: Record<IPFamily, string | ApplyError>, restoreError?: 
     cleanupIpvs: async () => ({ summary: 'ipvs: nothing to remove', printed: '' }),
     cleanupNftables: async () => ({ summary: 'nftables: nothing to remove', printed: '' }),
     destroySet: async (name) => {
-      if (name === 'KUBE-LOOP-BACK' && sets?.includes('IN-USE')) throw new ApplyError(`ipset destroy ${name} failed: exit code 1`, 'Set cannot be destroyed: it is in use by a kernel component', []);
+      if (name === 'KUBE-LOOP-BACK' && sets?.includes('IN-USE')) throw toolError(`ipset destroy ${name} failed: exit code 1`, 'Set cannot be destroyed: it is in use by a kernel component', []);
       destroyed.push(name);
     },
     save: async (family) => {
       const s = saves[family];
-      if (s instanceof ApplyError) throw s;
+      if (s instanceof ToolError) throw s;
       return s;
     },
     restore: async (payload, family) => {
@@ -346,7 +352,7 @@ describe('runCleanup', () => {
   });
 
   it('skips IPv6 when ip6tables cannot run, and exits 0', async () => {
-    const missing = new ApplyError('ip6tables-save failed: command not found (install the iptables package)', '', []);
+    const missing = toolError('ip6tables-save failed: command not found (install the iptables package)', '', []);
     const { tools, restored } = fakeTools({ IPv4: '', IPv6: missing });
     const { out, io } = capture();
     expect(await runCleanup(io, {}, tools)).toBe(0);
@@ -364,7 +370,7 @@ describe('runCleanup', () => {
   });
 
   it('exits 1 with the tool output and offending lines when a restore fails, still trying IPv6', async () => {
-    const err = new ApplyError('iptables-restore failed: exit code 1', 'iptables-restore: line 20 failed', ['20: -X KUBE-SERVICES']);
+    const err = toolError('iptables-restore failed: exit code 1', 'iptables-restore: line 20 failed', ['20: -X KUBE-SERVICES']);
     const { tools } = fakeTools({ IPv4: DUMP, IPv6: '' }, err);
     const { out, io } = capture();
     expect(await runCleanup(io, {}, tools)).toBe(1);
@@ -397,7 +403,7 @@ describe('runCleanup', () => {
   });
 
   it('exits 1 when iptables-save itself fails for IPv4', async () => {
-    const err = new ApplyError('iptables-save failed: exit code 4', 'iptables-save: Permission denied (you must be root)', []);
+    const err = toolError('iptables-save failed: exit code 4', 'iptables-save: Permission denied (you must be root)', []);
     const { tools } = fakeTools({ IPv4: err, IPv6: '' });
     const { out, io } = capture();
     expect(await runCleanup(io, {}, tools)).toBe(1);

@@ -7,8 +7,6 @@ import {
   ConntrackError,
   ConntrackReconciler,
   type ConntrackFlow,
-  type RunResult,
-  type Runner,
   type ServiceBackends,
   deleteFilters,
   reconcileConntrack,
@@ -16,6 +14,8 @@ import {
   staleFlows,
   withDeletedFrontends,
 } from '../../src/sync/conntrack.js';
+import type { ConntrackRunner as Runner, RunResult } from '../../src/kernel/conntrack.js';
+import { ToolError } from '../../src/kernel/exec.js';
 import { load } from '../support/compile.js';
 import { type K8sObject, endpointSlice, service } from '../support/objects.js';
 
@@ -262,8 +262,8 @@ describe('withDeletedFrontends and deleteFilters', () => {
 /** A runner that answers from a script and records every call. */
 function scripted(answer: (args: readonly string[]) => RunResult | Error): { run: Runner; calls: string[][] } {
   const calls: string[][] = [];
-  const run: Runner = (file, args) => {
-    calls.push([file, ...args]);
+  const run: Runner = (args) => {
+    calls.push(['conntrack', ...args]);
     const a = answer(args);
     return a instanceof Error ? Promise.reject(a) : Promise.resolve(a);
   };
@@ -313,7 +313,7 @@ describe('reconcileConntrack', () => {
     const failing = scripted(() => ({ exitCode: 1, stdout: '', stderr: 'conntrack v1.4.7 (conntrack-tools): Operation failed: Permission denied' }));
     await expect(reconcileConntrack(state(), 'IPv4', { run: failing.run })).rejects.toThrow(/conntrack -L -f ipv4 -p udp exited 1: .*Permission denied/);
     expect(failing.calls).toHaveLength(1);
-    const missing = scripted(() => new ConntrackError('conntrack -L -f ipv4 -p udp: command not found (install the conntrack package)'));
+    const missing = scripted(() => new ToolError({ code: 'TOOL_MISSING', what: 'conntrack -L -f ipv4 -p udp', reason: 'command not found (install the conntrack package)', command: 'conntrack -L -f ipv4 -p udp' }));
     await expect(reconcileConntrack(state(), 'IPv4', { run: missing.run })).rejects.toThrow(/command not found/);
   });
 

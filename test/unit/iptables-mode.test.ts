@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { UsageError } from '../../src/config.js';
+import { iptablesModeOverride } from '../../src/cli/config.js';
+import { UsageError } from '../../src/cli/errors.js';
+import { iptablesCommands } from '../../src/kernel/iptables.js';
 import {
   IPTABLES_MODE_ENV,
   type SaveRunner,
@@ -7,9 +9,7 @@ import {
   countRules,
   detectIptablesMode,
   hasKubeletChains,
-  iptablesCommands,
-  iptablesModeOverride,
-} from '../../src/backends/iptables/mode.js';
+} from '../../src/kernel/iptables-mode.js';
 
 // Upstream's rules (kubernetes-sigs/iptables-wrappers): kubelet's chains decide, nft first; else the mode with
 // strictly more rules; else nft.
@@ -57,7 +57,6 @@ function fakeTools(outputs: Record<string, string>): { run: SaveRunner; calls: s
   return { run, calls };
 }
 
-const noEnv = {};
 const rules = (n: number) => save(['KUBE-X'], Array.from({ length: n }, (_, i) => `-A KUBE-X -s 10.0.0.${i} -j RETURN`));
 
 describe('detectIptablesMode', () => {
@@ -67,7 +66,7 @@ describe('detectIptablesMode', () => {
       'ip6tables-nft-save -t mangle': '',
       'iptables-legacy-save': rules(50),
     });
-    const d = await detectIptablesMode(run, noEnv);
+    const d = await detectIptablesMode(undefined, run);
     expect(d.mode).toBe('nft');
     expect(d.reason).toContain('KUBE-IPTABLES-HINT');
     expect(calls).toEqual(['iptables-nft-save -t mangle', 'ip6tables-nft-save -t mangle']);
@@ -82,7 +81,7 @@ describe('detectIptablesMode', () => {
       'iptables-nft-save': rules(30),
       'ip6tables-nft-save': '',
     });
-    const d = await detectIptablesMode(run, noEnv);
+    const d = await detectIptablesMode(undefined, run);
     expect(d.mode).toBe('legacy');
     expect(d.reason).toContain('iptables-legacy');
   });
@@ -96,7 +95,7 @@ describe('detectIptablesMode', () => {
       'iptables-nft-save': rules(5),
       'ip6tables-nft-save': '',
     });
-    const d = await detectIptablesMode(run, noEnv);
+    const d = await detectIptablesMode(undefined, run);
     expect(d).toEqual({ mode: 'legacy', reason: 'no kubelet chains; 6 legacy vs 5 nft rules, more legacy rules' });
     expect(calls).toContain('ip6tables-legacy-save');
     expect(calls).toContain('iptables-nft-save');
@@ -108,14 +107,14 @@ describe('detectIptablesMode', () => {
       'ip6tables-legacy-save': '-A Y -j RETURN',
       'iptables-nft-save': '-A Z -j RETURN',
     });
-    const d = await detectIptablesMode(run, noEnv);
+    const d = await detectIptablesMode(undefined, run);
     expect(d.mode).toBe('legacy');
     expect(d.reason).toContain('2 legacy vs 1 nft');
   });
 
   it('treats missing tools as no rules, names them, and defaults to nft', async () => {
     const { run, calls } = fakeTools({});
-    const d = await detectIptablesMode(run, noEnv);
+    const d = await detectIptablesMode(undefined, run);
     expect(d.mode).toBe('nft');
     expect(d.reason).toContain('0 legacy vs 0 nft rules, a tie defaults to nft');
     expect(d.reason).toContain('iptables-legacy-save: spawn iptables-legacy-save ENOENT');
@@ -124,14 +123,13 @@ describe('detectIptablesMode', () => {
 
   it(`lets ${IPTABLES_MODE_ENV} win without running anything`, async () => {
     const { run, calls } = fakeTools({ 'iptables-nft-save -t mangle': save(['KUBE-IPTABLES-HINT'], []) });
-    const d = await detectIptablesMode(run, { [IPTABLES_MODE_ENV]: 'legacy' });
+    const d = await detectIptablesMode(iptablesModeOverride({ [IPTABLES_MODE_ENV]: 'legacy' }), run);
     expect(d).toEqual({ mode: 'legacy', reason: `${IPTABLES_MODE_ENV}=legacy` });
     expect(calls).toEqual([]);
   });
 
   it(`rejects a bad ${IPTABLES_MODE_ENV} as a usage error naming the variable`, async () => {
-    const { run } = fakeTools({});
-    await expect(detectIptablesMode(run, { [IPTABLES_MODE_ENV]: 'nftables' })).rejects.toThrow(UsageError);
+    expect(() => iptablesModeOverride({ [IPTABLES_MODE_ENV]: 'nftables' })).toThrow(UsageError);
     expect(() => iptablesModeOverride({ [IPTABLES_MODE_ENV]: 'nftables' })).toThrow(
       `${IPTABLES_MODE_ENV}: "nftables" is not one of legacy, nft`,
     );
@@ -142,10 +140,10 @@ describe('detectIptablesMode', () => {
 
 describe('iptablesCommands', () => {
   it.each([
-    ['nft', 'IPv4', { save: 'iptables-nft-save', restore: 'iptables-nft-restore', iptables: 'iptables-nft' }],
-    ['legacy', 'IPv4', { save: 'iptables-legacy-save', restore: 'iptables-legacy-restore', iptables: 'iptables-legacy' }],
-    ['nft', 'IPv6', { save: 'ip6tables-nft-save', restore: 'ip6tables-nft-restore', iptables: 'ip6tables-nft' }],
-    ['legacy', 'IPv6', { save: 'ip6tables-legacy-save', restore: 'ip6tables-legacy-restore', iptables: 'ip6tables-legacy' }],
+    ['nft', 'IPv4', { save: 'iptables-nft-save', restore: 'iptables-nft-restore', iptables: 'iptables-nft', family: 'IPv4' }],
+    ['legacy', 'IPv4', { save: 'iptables-legacy-save', restore: 'iptables-legacy-restore', iptables: 'iptables-legacy', family: 'IPv4' }],
+    ['nft', 'IPv6', { save: 'ip6tables-nft-save', restore: 'ip6tables-nft-restore', iptables: 'ip6tables-nft', family: 'IPv6' }],
+    ['legacy', 'IPv6', { save: 'ip6tables-legacy-save', restore: 'ip6tables-legacy-restore', iptables: 'ip6tables-legacy', family: 'IPv6' }],
   ] as const)('%s %s', (mode, family, expected) => {
     expect(iptablesCommands(mode, family)).toEqual(expected);
   });

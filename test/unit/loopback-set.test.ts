@@ -1,6 +1,7 @@
 // The flat layout's KUBE-LOOP-BACK bookkeeping: shared entries, adds before the rules, deferred deletes.
 import { describe, expect, it } from 'vitest';
-import { LoopbackSet, loopbackEntry, loopbackKey } from '../../src/backends/iptables/loopback-set.js';
+import { LoopbackSet, loopbackEntry } from '../../src/backends/iptables/loopback-set.js';
+import { hairpinKey as loopbackKey } from '../../src/backends/shared/hairpin-members.js';
 import { normalizeEndpointSlice } from '../../src/model/endpoint-slice.js';
 import { endpointSlice, service } from '../support/objects.js';
 import { compilerFor, load } from '../support/compile.js';

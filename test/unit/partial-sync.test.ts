@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { IptablesCompiler } from '../../src/backends/iptables/compiler.js';
-import { parseIptablesSave } from '../../src/backends/iptables/live-state.js';
+import { parseLiveRules } from '../../src/backends/iptables/live-rules.js';
 import { defaultIptablesOptions } from '../../src/backends/iptables/options.js';
 import type { ClusterState } from '../../src/model/state.js';
 import { serviceKey } from '../../src/model/types.js';
@@ -127,7 +127,7 @@ describe('full syncs over live state', () => {
     const { state } = load([svc(1), slice(1, ['10.0.1.1'])]);
     const compiler = new IptablesCompiler(defaultIptablesOptions({ node: { name: 'test-node', zone: undefined } }));
     compiler.update(state, state.takeChanges());
-    const live = parseIptablesSave(
+    const live = parseLiveRules(
       ['*nat', ':PREROUTING ACCEPT [0:0]', ':KUBE-SVC-OLDOLDOLDOLDOLD1 - [0:0]', ':KUBE-SEP-OLDOLDOLDOLDOLD2 - [0:0]', ':FOREIGN - [0:0]', ':KUBE-SERVICES - [0:0]', 'COMMIT', ''].join('\n'),
     );
     const tables = parseRules(compiler.planFull(live).payload.text);
@@ -140,7 +140,7 @@ describe('full syncs over live state', () => {
     const { state } = load([]);
     const compiler = new IptablesCompiler(defaultIptablesOptions());
     compiler.update(state, state.takeChanges());
-    const live = parseIptablesSave(
+    const live = parseLiveRules(
       '*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES\nCOMMIT\n',
     );
     const natOps = parseRules(compiler.planFull(live).payload.text).get('nat')!.get('!ops')!;

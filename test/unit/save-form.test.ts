@@ -1,7 +1,8 @@
 // save-form.ts predicts iptables-save's text for our rules (checked against the real tools in
 // test/kernel/held-chains.test.ts); here: its rules one by one, and how a full sync uses it.
 import { describe, expect, it } from 'vitest';
-import { EMPTY_LIVE_RULES, parseIptablesSave } from '../../src/backends/iptables/live-state.js';
+import { parseLiveRules } from '../../src/backends/iptables/live-rules.js';
+import { EMPTY_LIVE_RULES } from '../../src/kernel/syntax/iptables-save.js';
 import { savedProbability } from '../../src/backends/iptables/probability.js';
 import { chainSaveForm, toSaveForm } from '../../src/backends/iptables/save-form.js';
 import { endpointSlice, service } from '../support/objects.js';
@@ -83,22 +84,22 @@ describe('full sync over live rules', () => {
   };
 
   it('keeps each per-service chain of the dump as its save text', () => {
-    const live = parseIptablesSave(savedDump());
+    const live = parseLiveRules(savedDump());
     expect(live.serviceChains.size).toBe(3);
     for (const [name, body] of parseChains(cold)) expect(live.serviceChains.get(name)).toBe(chainSaveForm(body, 'IPv4'));
   });
 
   it('declares none of the chains the kernel holds verbatim, and rewrites one that differs', () => {
     expect(perService(cold)).toHaveLength(3);
-    expect(perService(compiler.planFull(parseIptablesSave(savedDump())).payload.text)).toEqual([]);
+    expect(perService(compiler.planFull(parseLiveRules(savedDump())).payload.text)).toEqual([]);
     const sep = perService(cold).find((l) => l.startsWith(':KUBE-SEP-'))!.slice(1).split(' ')[0]!;
-    const tampered = parseIptablesSave(savedDump((name, saved) => (name === sep ? saved.replace(':8080', ':9090') : saved)));
+    const tampered = parseLiveRules(savedDump((name, saved) => (name === sep ? saved.replace(':8080', ':9090') : saved)));
     expect(perService(compiler.planFull(tampered).payload.text)).toEqual([`:${sep} - [0:0]`]);
   });
 
   it('does not trust a chain whose rules are split across the dump', () => {
     const dump = '*nat\n:KUBE-SVC-A - [0:0]\n:KUBE-SEP-B - [0:0]\n-A KUBE-SVC-A -j KUBE-SEP-B\n-A KUBE-SEP-B -j ACCEPT\n-A KUBE-SVC-A -j ACCEPT\nCOMMIT\n';
-    const live = parseIptablesSave(dump);
+    const live = parseLiveRules(dump);
     expect(live.serviceChains.get('KUBE-SEP-B')).toBe('-A KUBE-SEP-B -j ACCEPT');
     expect(live.serviceChains.get('KUBE-SVC-A')).not.toContain('-A KUBE-SVC-A');
   });

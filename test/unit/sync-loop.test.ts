@@ -3,11 +3,10 @@ import { normalizeEndpointSlice } from '../../src/model/endpoint-slice.js';
 import { normalizeService } from '../../src/model/service.js';
 import { ClusterState } from '../../src/model/state.js';
 import type { ServiceKey } from '../../src/model/types.js';
-import type { ApplyFailure, ProxyBackend, SyncOutcome } from '../../src/sync/backend.js';
+import { ToolError } from '../../src/kernel/exec.js';
+import type { ProxyBackend, SyncOutcome } from '../../src/sync/backend.js';
 import { SyncLoop, type SyncHooks, type SyncLoopOptions } from '../../src/sync/loop.js';
 import { endpointSlice, service } from '../support/objects.js';
-
-class RefusedPayload extends Error {}
 
 /** A backend that records what the loop asks of it; `failNext` makes the next syncs throw an apply failure. */
 class ScriptedBackend implements ProxyBackend {
@@ -28,7 +27,7 @@ class ScriptedBackend implements ProxyBackend {
     await new Promise((r) => setTimeout(r, 2));
     if (this.failNext > 0) {
       this.failNext--;
-      throw new RefusedPayload('iptables-restore: line 3 failed');
+      throw new ToolError({ code: 'TOOL_REFUSED', what: 'iptables-restore', reason: 'exit code 1', command: 'iptables-restore', stderr: 'line 3 failed', offendingLines: ['3: -A X'] });
     }
     this.syncs.push({ full, services: [...this.pending].sort() });
     this.pending.clear();
@@ -36,9 +35,6 @@ class ScriptedBackend implements ProxyBackend {
   }
   async canaryPresent(): Promise<boolean> {
     return this.canary;
-  }
-  asApplyFailure(e: unknown): ApplyFailure | undefined {
-    return e instanceof RefusedPayload ? { message: e.message, toolOutput: 'line 3 failed', offendingLines: ['3: -A X'] } : undefined;
   }
 }
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { chainHash, endpointChain, servicePortChains } from '../../src/backends/iptables/names.js';
+import { endpointChain, servicePortChains } from '../../src/backends/iptables/names.js';
+import { chainHash } from '../../src/backends/shared/chain-hash.js';
 import { probability } from '../../src/backends/iptables/probability.js';
 import { compilerFor, load } from '../support/compile.js';
 import { parseRules } from '../support/iptables-text.js';

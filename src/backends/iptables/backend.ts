@@ -2,12 +2,16 @@ import type { ClusterState } from '../../model/state.js';
 import type { ServiceKey } from '../../model/types.js';
 import { countedChunks } from '../counted.js';
 import { rebuiltForZone } from '../zone.js';
-import type { ApplyFailure, ProxyBackend, SyncOutcome } from '../../sync/backend.js';
-import { type IptablesTools, applyFailureOf, canaryChainsPresent, defaultIptablesTools, readLiveRules, restore, restoreIpset } from './apply.js';
+import type { ProxyBackend, SyncOutcome } from '../../sync/backend.js';
+import { batches } from '../../kernel/exec.js';
+import { type IptablesTools, defaultIptablesTools, restoreTool, saveAll } from '../../kernel/iptables.js';
+import { IPSET_RESTORE } from '../../kernel/ipset.js';
+import { EMPTY_LIVE_RULES } from '../../kernel/syntax/iptables-save.js';
+import { runStep } from '../../kernel/tool.js';
+import { canaryChainsPresent } from '../shared/iptables-fixed.js';
 import { IptablesCompiler, type SyncPlan } from './compiler.js';
-import { EMPTY_LIVE_RULES } from './live-state.js';
+import { parseLiveRules } from './live-rules.js';
 import { ipsetPlanAsComments } from './loopback-set.js';
-import { batches } from './payload.js';
 import type { IptablesOptions } from './options.js';
 
 /** The agent's iptables backend: the pure compiler plus iptables-save/-restore. */
@@ -36,7 +40,7 @@ export class IptablesBackend implements ProxyBackend {
     let plan: SyncPlan | undefined;
     if (full) {
       // A dry run never reads the machine: it shows the full sync onto a node without our rules.
-      const live = print ? EMPTY_LIVE_RULES : await readLiveRules(this.options.family, this.tools);
+      const live = print ? EMPTY_LIVE_RULES : parseLiveRules(await saveAll(this.tools));
       plan = this.compiler.planFull(live);
     } else {
       plan = this.compiler.planPartial();
@@ -56,8 +60,10 @@ export class IptablesBackend implements ProxyBackend {
       );
     } else {
       try {
-        if (ipset) await restoreIpset(ipset.chunks);
-        if (payload.kind === 'full' || payload.length > 0) await restore(counted, this.options.family, this.tools);
+        if (ipset) await runStep({ kind: 'input', tool: IPSET_RESTORE, input: ipset.chunks, atomic: false }, ipset.chunks);
+        if (payload.kind === 'full' || payload.length > 0) {
+          await runStep({ kind: 'input', tool: restoreTool(this.tools), input: payload.chunks, atomic: true }, counted);
+        }
       } catch (e) {
         plan.abort();
         throw e;
@@ -74,10 +80,6 @@ export class IptablesBackend implements ProxyBackend {
 
   canaryPresent(): Promise<boolean> {
     return canaryChainsPresent(this.tools);
-  }
-
-  asApplyFailure(e: unknown): ApplyFailure | undefined {
-    return applyFailureOf(e);
   }
 
   get serviceCount(): number {

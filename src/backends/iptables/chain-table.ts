@@ -1,7 +1,7 @@
 import { exactSize } from '../../compact.js';
-import { joinHostPort } from '../../model/ip.js';
+import { ipv4Number, joinHostPort } from '../../model/ip.js';
 import { probability } from './probability.js';
-import { KUBE_MARK_MASQ } from './skeleton.js';
+import { KUBE_MARK_MASQ } from '../shared/iptables-fixed.js';
 
 /** What every endpoint chain of one service port shares. */
 export interface EndpointChainStyle {
@@ -35,11 +35,9 @@ export function renderEndpointChain(name: string, style: EndpointChainStyle, ip:
 export type HostPortKey = number | string;
 
 export function hostPortKey(ip: string, port: number): HostPortKey {
-  const octets = ip.split('.');
-  // IPv6 (an IPv4-mapped one has dots too) stays text. IPv4 text here is canonical, so it round-trips.
-  if (octets.length !== 4 || ip.includes(':')) return joinHostPort(ip, port);
-  const address = ((Number(octets[0]) << 24) | (Number(octets[1]) << 16) | (Number(octets[2]) << 8) | Number(octets[3])) >>> 0;
-  return address * 65536 + port;
+  // IPv4 text here is canonical, so it round-trips.
+  const address = ipv4Number(ip);
+  return address === undefined ? joinHostPort(ip, port) : address * 65536 + port;
 }
 
 export function hostPortText(key: HostPortKey): string {

@@ -1,6 +1,5 @@
-import { parseIptablesSave } from './live-state.js';
-import { isPerServiceChain } from './names.js';
-import { FIXED_CHAINS, KUBE_IPVS_FILTER, type Table } from './skeleton.js';
+import { parseIptablesSave } from '../../kernel/syntax/iptables-save.js';
+import { FIXED_CHAINS, KUBE_IPVS_FILTER, type Table, isPerServiceChain } from '../shared/iptables-fixed.js';
 
 /**
  * `switchboard cleanup` for the iptables backend, as kube-proxy's cleanupLeftoversForFamily: unlink our chains

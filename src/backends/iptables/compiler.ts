@@ -1,12 +1,14 @@
 import { endpointCountForPort, endpointsForPort } from '../../model/endpoints.js';
 import type { ClusterState } from '../../model/state.js';
 import type { ServiceKey, ServicePortSpec } from '../../model/types.js';
-import { type ServiceFragment, type ServicePortInput, renderServiceFragment } from './fragment.js';
-import { EMPTY_LIVE_RULES, type LiveRules } from './live-state.js';
-import type { IptablesOptions } from './options.js';
-import { type IpsetPlan, type LoopbackKey, LoopbackSet } from './loopback-set.js';
+import { type ServiceFragment, renderServiceFragment } from './fragment.js';
+import { EMPTY_LIVE_RULES, type LiveRules } from '../../kernel/syntax/iptables-save.js';
+import type { ServicePortInput } from '../../model/service-view.js';
+import type { HairpinKey } from '../shared/hairpin-members.js';
+import { type IptablesOptions, fixedRulesOptions } from './options.js';
+import { type IpsetPlan, LoopbackSet } from './loopback-set.js';
 import { type RestorePayload, emptyPartial, planFull, planPartial } from './payload.js';
-import { fixedRules } from './skeleton.js';
+import { fixedRules } from '../shared/iptables-fixed.js';
 
 /** A payload plus what to remember once the kernel has taken it. */
 export interface SyncPlan {
@@ -43,8 +45,8 @@ export class IptablesCompiler {
 
   constructor(readonly options: IptablesOptions) {
     this.loopback = new LoopbackSet(options.family);
-    this.fixedNatRules = fixedRules('nat', options).length + 1;
-    this.fixedFilterRules = fixedRules('filter', options).length;
+    this.fixedNatRules = fixedRules('nat', fixedRulesOptions(options)).length + 1;
+    this.fixedFilterRules = fixedRules('filter', fixedRulesOptions(options)).length;
   }
 
   /** Re-renders the given Services from `state` (deleted ones are dropped). */
@@ -133,7 +135,7 @@ export class IptablesCompiler {
       filterRulesTotal: this.filterRulesTotal + this.fixedFilterRules,
     };
     const rules = planPartial(this.applied, this.wanted, covered, totals, this.options.maxChainsPerTransaction);
-    const touched: LoopbackKey[] = [];
+    const touched: HairpinKey[] = [];
     for (const key of covered) touched.push(...(this.applied.get(key)?.loopback ?? []), ...(this.wanted.get(key)?.loopback ?? []));
     const ipset = this.loopback.planPartial(touched);
     this.pending = new Set();

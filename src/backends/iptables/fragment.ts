@@ -3,11 +3,12 @@ import { selectClusterIPEndpoints } from '../../model/categorize.js';
 import type { Endpoint, Service, ServiceKey, ServicePortSpec } from '../../model/types.js';
 import { servicePortNameString } from '../../model/types.js';
 import { ChainTable, type EndpointChainStyle, type PolicyChainSpec, type PolicyChainStyle, hostPortKey } from './chain-table.js';
-import { type LoopbackKey, loopbackKey } from './loopback-set.js';
+import type { ServicePortInput } from '../../model/service-view.js';
+import { type HairpinKey, hairpinKey } from '../shared/hairpin-members.js';
+import { KUBE_MARK_MASQ, KUBE_SERVICES, countLines, portMatch, unservedPortRule } from '../shared/iptables-fixed.js';
 import { endpointChain, servicePortChains } from './names.js';
 import type { IptablesOptions } from './options.js';
 import { probability } from './probability.js';
-import { KUBE_MARK_MASQ, KUBE_SERVICES } from './skeleton.js';
 
 /**
  * Everything one Service contributes to the ruleset. Fragments are immutable and cached until the Service
@@ -27,33 +28,11 @@ export interface ServiceFragment {
    * Flat layout: the KUBE-LOOP-BACK members (`ip,proto:port,ip`) of the endpoints this Service DNATs to
    * straight from its policy chains, so KUBE-POSTROUTING can masquerade a pod reaching itself. Empty otherwise.
    */
-  readonly loopback: readonly LoopbackKey[];
-}
-
-/** kube-proxy's match of one service port: `-m tcp -p tcp -d VIP --dport PORT`. */
-export function portMatch(proto: string, clusterIP: string, port: number): string {
-  return `-m ${proto} -p ${proto} -d ${clusterIP} --dport ${port}`;
-}
-
-/**
- * The filter KUBE-SERVICES rule (without `-A KUBE-SERVICES `) for a service port nothing may serve: REJECT when
- * it has no endpoints at all, DROP when its traffic policy wants local endpoints and there are none. Shared
- * by both backends: IPVS mode rejects the same way.
- */
-export function unservedPortRule(spn: string, match: string, hasAnyEndpoints: boolean, hasInternalEndpoints: boolean): string | undefined {
-  if (!hasAnyEndpoints) return `-m comment --comment "${spn} has no endpoints" ${match} -j REJECT`;
-  if (!hasInternalEndpoints) return `-m comment --comment "${spn} has no local endpoints" ${match} -j DROP`;
-  return undefined;
+  readonly loopback: readonly HairpinKey[];
 }
 
 /** The endpoint chains of a flat policy chain's rules: none, they DNAT inline. */
 const NO_CHAINS: readonly string[] = Object.freeze([]);
-
-/** A service port with its merged endpoints, ready to render. */
-export interface ServicePortInput {
-  readonly port: ServicePortSpec;
-  readonly endpoints: readonly Endpoint[];
-}
 
 /**
  * Renders one Service's rules with kube-proxy's chain names, comments and argument order (see
@@ -70,7 +49,7 @@ export function renderServiceFragment(
   const natChains = new ChainTable();
   const natServiceRules: string[] = [];
   const filterServiceRules: string[] = [];
-  const loopback: LoopbackKey[] = [];
+  const loopback: HairpinKey[] = [];
   let natRuleCount = 0;
   if (clusterIP === undefined) return { key: service.key, natChains, natServiceRules, filterServiceRules, natRuleCount, loopback };
   // Affinity needs a chain per endpoint for its `recent` list, so those Services keep kube-proxy's layout.
@@ -131,7 +110,7 @@ export function renderServiceFragment(
       proto,
     };
     for (const ep of sel.allReachable) {
-      if (flat) loopback.push(loopbackKey(ep.ip, proto, ep.port));
+      if (flat) loopback.push(hairpinKey(ep.ip, proto, ep.port));
       else natChains.setEndpoint(epChainName(ep), style, ep.ip, ep.port);
     }
   }
@@ -146,10 +125,4 @@ export function renderServiceFragment(
     natRuleCount,
     loopback: exactSize(loopback),
   };
-}
-
-export function countLines(text: string): number {
-  let n = 0;
-  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) n++;
-  return n;
 }

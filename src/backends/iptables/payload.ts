@@ -1,9 +1,8 @@
-import { type ServiceFragment, countLines } from './fragment.js';
-import type { LiveRules } from './live-state.js';
-import { isPerServiceChain } from './names.js';
+import type { LiveRules } from '../../kernel/syntax/iptables-save.js';
+import { FIXED_CHAINS, KUBE_SERVICES, NODEPORTS_TAIL_RULE, countLines, fixedRules, isPerServiceChain, missingJumps } from '../shared/iptables-fixed.js';
+import type { ServiceFragment } from './fragment.js';
 import { chainSaveForm } from './save-form.js';
-import type { IptablesOptions } from './options.js';
-import { BUILTIN_JUMPS, type BuiltinJump, FIXED_CHAINS, KUBE_SERVICES, NODEPORTS_TAIL_RULE, type Table, fixedRules } from './skeleton.js';
+import { type IptablesOptions, fixedRulesOptions } from './options.js';
 
 /**
  * An iptables-restore input (for `--noflush`), with the counts that metrics and benchmarks report. The text
@@ -19,26 +18,6 @@ export interface RestorePayload {
   /** The whole text, joined on first use (tests, printing small payloads, error reports). */
   readonly text: string;
   readonly stats: PayloadStats;
-}
-
-/**
- * The pieces regrouped into strings of about `size` characters: few writes, and never the whole text at once.
- * 64 kB keeps each batch (and the Buffer the pipe makes of it) out of V8's large-object space: 1 MB batches
- * left some 10 MB of dead strings and Buffers per full sync waiting for a collection.
- */
-export function* batches(chunks: Iterable<string>, size = 1 << 16): Generator<string> {
-  let group: string[] = [];
-  let length = 0;
-  for (const c of chunks) {
-    group.push(c);
-    length += c.length;
-    if (length >= size) {
-      yield group.join('');
-      group = [];
-      length = 0;
-    }
-  }
-  if (group.length > 0) yield group.join('');
 }
 
 function payloadOf(kind: 'full' | 'partial', chunks: Iterable<string>, stats: PayloadStats): RestorePayload {
@@ -94,7 +73,7 @@ export function planFull(fragments: readonly ServiceFragment[], opts: IptablesOp
   const written = (f: ServiceFragment): Iterable<string> =>
     held.size === 0 ? f.natChains.keys() : [...f.natChains.keys()].filter((name) => !held.has(name));
 
-  const filterFixed = fixedRules('filter', opts);
+  const filterFixed = fixedRules('filter', fixedRulesOptions(opts));
   for (const rule of filterFixed) filter.push(`${rule}\n`);
   let filterServiceRules = 0;
   for (const f of fragments) {
@@ -104,7 +83,7 @@ export function planFull(fragments: readonly ServiceFragment[], opts: IptablesOp
   const filterJumps = missingJumps('filter', live);
   filter.push(...filterJumps, 'COMMIT\n');
 
-  const natFixed = fixedRules('nat', opts);
+  const natFixed = fixedRules('nat', fixedRulesOptions(opts));
   const natJumps = missingJumps('nat', live);
   let natRules = natFixed.length + 1;
   for (const f of fragments) natRules += f.natRuleCount;
@@ -229,15 +208,6 @@ function heldVerbatim(fragments: readonly ServiceFragment[], opts: IptablesOptio
     }
   }
   return held;
-}
-
-/** `-I CHAIN 1 …` lines for the built-in jumps `live` lacks, in kube-proxy's prepend order. */
-/** `-I` lines for the jumps of `table` that `live` lacks (IPVS mode passes its own list). */
-export function missingJumps(table: Table, live: LiveRules, jumps: readonly BuiltinJump[] = BUILTIN_JUMPS): string[] {
-  const present = live.rules.get(table);
-  return jumps.filter((j) => j.table === table && !present?.has(j.rule)).map(
-    (j) => `-I ${j.chain} 1 ${j.rule.slice(`-A ${j.chain} `.length)}\n`,
-  );
 }
 
 /**

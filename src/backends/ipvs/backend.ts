@@ -1,22 +1,16 @@
+import { ToolError } from '../../kernel/exec.js';
+import { IP_BATCH, addDummyLinkTool, deviceExists } from '../../kernel/ip.js';
+import { type IptablesTools, defaultIptablesTools, restoreTool, saveAll } from '../../kernel/iptables.js';
+import { IPSET_RESTORE } from '../../kernel/ipset.js';
+import { IPVSADM_RESTORE } from '../../kernel/ipvsadm.js';
+import { EMPTY_LIVE_RULES, type LiveRules, parseIptablesSave } from '../../kernel/syntax/iptables-save.js';
+import { type Step, runStep } from '../../kernel/tool.js';
 import type { ClusterState } from '../../model/state.js';
 import type { ServiceKey } from '../../model/types.js';
+import type { ProxyBackend, SyncOutcome } from '../../sync/backend.js';
+import { canaryChainsPresent, countLines } from '../shared/iptables-fixed.js';
 import { rebuiltForZone } from '../zone.js';
-import type { ApplyFailure, ProxyBackend, SyncOutcome } from '../../sync/backend.js';
-import { ApplyError, type IptablesTools, applyFailureOf, canaryChainsPresent, defaultIptablesTools, readLiveRules, restore, restoreIpset } from '../iptables/apply.js';
-import { countLines } from '../iptables/fragment.js';
-import { EMPTY_LIVE_RULES, type LiveRules } from '../iptables/live-state.js';
-import {
-  deviceExists,
-  ensureDevice,
-  ipBatch,
-  readConnectionCounts,
-  readDeviceAddresses,
-  readIpvsTable,
-  readSets,
-  requireIpvs,
-  restoreIpvs,
-  setSysctls,
-} from './apply.js';
+import { readConnectionCounts, readDeviceAddresses, readIpvsTable, readSets, requireIpvs, setSysctls } from './live.js';
 import { IpvsCompiler } from './compiler.js';
 import type { IpvsTable, VirtualServer, VirtualServerKey } from './ipvsadm.js';
 import type { IpvsOptions } from './options.js';
@@ -71,25 +65,21 @@ export class IpvsBackend implements ProxyBackend {
       this.prepared = true;
     }
     const observed = full ? await readKernelState(family, desired.addresses) : this.applied;
-    const live = full ? await readLiveRules(family, this.iptables) : undefined;
+    const live = full ? parseIptablesSave(await saveAll(this.iptables)) : undefined;
     const plan = await planAgainst(desired, observed, family, live);
     if (plan.empty) {
       this.applied = plan.after;
       return none();
     }
     this.applied = UNKNOWN_KERNEL_STATE;
-    await applyPlan(plan, family, this.iptables, (e) => withUnappliedLines(e, desired, family));
+    await applyPlan(plan, this.iptables, (e) => withUnappliedLines(e, desired, family));
     this.applied = plan.after;
     return outcome(full, plan);
   }
 
   async canaryPresent(): Promise<boolean> {
     // Deleting kube-ipvs0 unbinds every ClusterIP: as bad as a flush, and repaired the same way.
-    return (await canaryChainsPresent(this.iptables)) && (await deviceExists());
-  }
-
-  asApplyFailure(e: unknown): ApplyFailure | undefined {
-    return applyFailureOf(e);
+    return (await canaryChainsPresent(this.iptables)) && (await deviceExists(KUBE_IPVS0));
   }
 
   get serviceCount(): number {
@@ -141,34 +131,27 @@ async function planAgainst(desired: IpvsDesired, observed: IpvsKernelState, fami
  * In the order that never leaves a rule or virtual server pointing at something missing. A refused
  * `ipvsadm -R` is rethrown as `explain` makes it (the input does not say which line failed).
  */
-async function applyPlan(
-  plan: IpvsPlan,
-  family: IpvsOptions['family'],
-  iptables: IptablesTools,
-  explain: (e: ApplyError) => Promise<ApplyError>,
-): Promise<void> {
-  if (plan.createDevice) await ensureDevice();
-  await restoreIpset(plan.ipsetAdds);
-  if (plan.rules !== undefined) await restore(plan.rules, family, iptables);
-  await ipBatch(plan.addressAdds);
-  try {
-    await restoreIpvs(plan.ipvsadm);
-  } catch (e) {
-    throw e instanceof ApplyError ? await explain(e) : e;
-  }
-  await ipBatch(plan.addressDels);
-  await restoreIpset(plan.ipsetDels);
+async function applyPlan(plan: IpvsPlan, iptables: IptablesTools, explain: (e: ToolError) => Promise<ToolError>): Promise<void> {
+  const steps: Step[] = [];
+  if (plan.createDevice) steps.push({ kind: 'command', tool: addDummyLinkTool(KUBE_IPVS0) });
+  steps.push({ kind: 'input', tool: IPSET_RESTORE, input: [plan.ipsetAdds], atomic: false });
+  if (plan.rules !== undefined) steps.push({ kind: 'input', tool: restoreTool(iptables), input: [plan.rules], atomic: true });
+  steps.push({ kind: 'input', tool: IP_BATCH, input: [plan.addressAdds], atomic: false });
+  steps.push({ kind: 'input', tool: IPVSADM_RESTORE, input: [plan.ipvsadm], atomic: false, explain });
+  steps.push({ kind: 'input', tool: IP_BATCH, input: [plan.addressDels], atomic: false });
+  steps.push({ kind: 'input', tool: IPSET_RESTORE, input: [plan.ipsetDels], atomic: false });
+  for (const step of steps) await runStep(step, step.kind === 'input' ? step.input : []);
 }
 
 /**
  * ipvsadm -R does not say which line failed. Reading the table back and planning again names them: the
  * lines still needed are the ones that did not take effect.
  */
-async function withUnappliedLines(e: ApplyError, desired: IpvsDesired, family: IpvsOptions['family']): Promise<ApplyError> {
+async function withUnappliedLines(e: ToolError, desired: IpvsDesired, family: IpvsOptions['family']): Promise<ToolError> {
   try {
     const again = await planAgainst(desired, await readKernelState(family, desired.addresses), family, undefined);
     const lines = again.ipvsadm.split('\n').filter((l) => l !== '');
-    return new ApplyError(e.message, e.toolOutput, lines.slice(0, 20).map((l) => `not applied: ${l}`));
+    return e.withOffendingLines(lines.slice(0, 20).map((l) => `not applied: ${l}`));
   } catch {
     return e;
   }

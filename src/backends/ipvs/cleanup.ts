@@ -1,5 +1,8 @@
-import { listIpsets } from '../iptables/apply.js';
-import { deleteDevice, readDeviceAddresses, readIpvsTable, readSets, restoreIpvs } from './apply.js';
+import { deleteLinkTool } from '../../kernel/ip.js';
+import { listIpsets } from '../../kernel/ipset.js';
+import { IPVSADM_RESTORE } from '../../kernel/ipvsadm.js';
+import { runStep } from '../../kernel/tool.js';
+import { readDeviceAddresses, readIpvsTable, readSets } from './live.js';
 import { deleteVirtualServer } from './ipvsadm.js';
 import { KUBE_IPVS0 } from './plan.js';
 import { KUBE_IPVS_IPS } from './rules.js';
@@ -32,7 +35,7 @@ export async function cleanupIpvs(dryRun: boolean): Promise<IpvsCleanup> {
     const printed = (input === '' ? '' : `#### ipvsadm -R\n${input}`) + (v4 === undefined ? '' : `#### ip link del ${KUBE_IPVS0}\n`);
     return { summary: `ipvs: would remove ${what}`, printed };
   }
-  await restoreIpvs(input);
-  if (v4 !== undefined) await deleteDevice();
+  await runStep({ kind: 'input', tool: IPVSADM_RESTORE, input: [input], atomic: false }, [input]);
+  if (v4 !== undefined) await runStep({ kind: 'command', tool: deleteLinkTool(KUBE_IPVS0) }, []);
   return { summary: `ipvs: removed ${what}`, printed: '' };
 }

@@ -1,7 +1,8 @@
 import { selectClusterIPEndpoints } from '../../model/categorize.js';
 import type { Service, ServicePortSpec } from '../../model/types.js';
 import { servicePortNameString } from '../../model/types.js';
-import { type ServicePortInput, portMatch, unservedPortRule } from '../iptables/fragment.js';
+import type { ServicePortInput } from '../../model/service-view.js';
+import { portMatch, unservedPortRule } from '../shared/iptables-fixed.js';
 import { type IpvsProtocol, type RealServer, type VirtualServer, virtualServerKey } from './ipvsadm.js';
 import type { IpvsOptions } from './options.js';
 

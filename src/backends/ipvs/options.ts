@@ -1,10 +1,10 @@
-import { type IptablesOptions, defaultIptablesOptions } from '../iptables/options.js';
+import { type IptablesRulesOptions, defaultIptablesRulesOptions } from '../shared/options.js';
 
 /**
- * Everything besides cluster state that changes what IPVS mode programs: the iptables backend's options that
- * IPVS mode's few iptables rules and endpoint selection read, and the scheduler.
+ * Everything besides cluster state that changes what IPVS mode programs: what its few iptables rules and
+ * endpoint selection read, and the scheduler.
  */
-export type IpvsOptions = Pick<IptablesOptions, 'family' | 'node' | 'clusterCidr' | 'masqueradeAll' | 'masqueradeMark' | 'dropInvalid'> & {
+export type IpvsOptions = IptablesRulesOptions & {
   /** The IPVS scheduler of every virtual server (`--ipvs-scheduler`), kube-proxy's default rr. */
   readonly scheduler: string;
 };
@@ -15,6 +15,5 @@ export const DEFAULT_IPVS_SCHEDULER = 'rr';
 export const IPVS_SCHEDULERS = ['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'fo', 'ovf', 'mh'] as const;
 
 export function defaultIpvsOptions(overrides: Partial<IpvsOptions> = {}): IpvsOptions {
-  const { family, node, clusterCidr, masqueradeAll, masqueradeMark, dropInvalid } = defaultIptablesOptions();
-  return { family, node, clusterCidr, masqueradeAll, masqueradeMark, dropInvalid, scheduler: DEFAULT_IPVS_SCHEDULER, ...overrides };
+  return { ...defaultIptablesRulesOptions(), scheduler: DEFAULT_IPVS_SCHEDULER, ...overrides };
 }

@@ -1,8 +1,8 @@
 // Diffing IPVS mode's desired state against what the kernel holds (read on a full sync, remembered from the
 // last successful sync otherwise) into the inputs of ipset, ip, iptables-restore and ipvsadm. Pure.
 import type { IPFamily } from '../../model/ip.js';
-import { KUBE_LOOP_BACK } from '../iptables/skeleton.js';
-import { createSetLine } from '../iptables/loopback-set.js';
+import { createSetLine } from '../../kernel/syntax/ipset.js';
+import { KUBE_LOOP_BACK } from '../shared/iptables-fixed.js';
 import type { IpvsFragment } from './fragment.js';
 import {
   type ConnectionCounts,

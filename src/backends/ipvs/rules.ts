@@ -1,8 +1,6 @@
 // The iptables rules IPVS mode still needs. Their number does not grow with Services (set membership does),
 // except for the REJECT/DROP rules of ports nothing serves, so the whole ruleset is rewritten when it changes.
-import type { LiveRules } from '../iptables/live-state.js';
-import { isPerServiceChain } from '../iptables/names.js';
-import { missingJumps } from '../iptables/payload.js';
+import type { LiveRules } from '../../kernel/syntax/iptables-save.js';
 import {
   BUILTIN_JUMPS,
   type BuiltinJump,
@@ -14,8 +12,10 @@ import {
   KUBE_SERVICES,
   type Table,
   fixedRules,
+  isPerServiceChain,
   jump,
-} from '../iptables/skeleton.js';
+  missingJumps,
+} from '../shared/iptables-fixed.js';
 import type { IpvsOptions } from './options.js';
 
 /** hash:ip,port: every ClusterIP,proto:port. */
@@ -40,7 +40,7 @@ const chainLine = (name: string): string => `:${name} - [0:0]\n`;
  * `ipvsRulesPayload`); a sync compares it with the last one applied and skips the restore when equal.
  */
 export function ipvsRulesBody(opts: IpvsOptions, filterRules: Iterable<string>): IpvsRulesBody {
-  const iptablesLike = { ...opts, layout: 'kube-proxy' as const };
+  const iptablesLike = { masqueradeMark: opts.masqueradeMark, dropInvalid: opts.dropInvalid, hairpinSet: false };
   const filter = [
     ...fixedRules('filter', iptablesLike).map((r) => `${r}\n`),
     ...[...filterRules].map((r) => `-A ${KUBE_SERVICES} ${r}\n`),

@@ -1,12 +1,14 @@
 import type { ClusterState } from '../../model/state.js';
 import type { ServiceKey } from '../../model/types.js';
-import type { ApplyFailure, ProxyBackend, SyncOutcome } from '../../sync/backend.js';
-import { applyFailureOf } from '../iptables/apply.js';
+import type { ProxyBackend, SyncOutcome } from '../../sync/backend.js';
+import type { IPFamily } from '../../model/ip.js';
+import { NFT_APPLY, listChain, listNames } from '../../kernel/nft.js';
+import { runStep } from '../../kernel/tool.js';
 import { countedChunks } from '../counted.js';
 import { rebuiltForZone } from '../zone.js';
-import { dispatchPresent, nftApply, readLiveTable } from './apply.js';
-import { NO_TABLE, NftablesCompiler } from './compiler.js';
-import type { NftablesOptions } from './options.js';
+import { type LiveTable, NO_TABLE, NftablesCompiler } from './compiler.js';
+import { TABLE_NAME, type NftablesOptions } from './options.js';
+import { SERVICES, SERVICE_IPS } from './skeleton.js';
 
 /**
  * `--backend nftables`: kube-proxy's nftables mode (one `ip kube-proxy` table) behind the same sync loop.
@@ -39,7 +41,7 @@ export class NftablesBackend implements ProxyBackend {
     if (print) print(counted);
     else {
       try {
-        await nftApply(counted);
+        await runStep({ kind: 'input', tool: NFT_APPLY, input: plan.chunks, atomic: true }, counted);
       } catch (e) {
         plan.abort();
         throw e;
@@ -50,15 +52,19 @@ export class NftablesBackend implements ProxyBackend {
   }
 
   /** nftables needs no canary chain (no one flushes a private table by accident), but `flush ruleset` happens. */
-  canaryPresent(): Promise<boolean> {
-    return dispatchPresent(this.options.family);
-  }
-
-  asApplyFailure(e: unknown): ApplyFailure | undefined {
-    return applyFailureOf(e);
+  async canaryPresent(): Promise<boolean> {
+    // A `flush ruleset` or `flush table` from outside removes the table or the chain's dispatch rule.
+    const rules = await listChain(this.options.family, TABLE_NAME, SERVICES);
+    return rules?.includes(`@${SERVICE_IPS}`) === true;
   }
 
   get serviceCount(): number {
     return this.compiler.serviceCount;
   }
+}
+
+/** The names of our table's chains and sets (not maps: those are all fixed); empty without the table. */
+async function readLiveTable(family: IPFamily): Promise<LiveTable> {
+  const [chains, sets] = await Promise.all([listNames('chains', family, TABLE_NAME), listNames('sets', family, TABLE_NAME)]);
+  return { chains, sets };
 }

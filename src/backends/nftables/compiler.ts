@@ -1,7 +1,7 @@
 import { endpointsForPort } from '../../model/endpoints.js';
 import type { ClusterState } from '../../model/state.js';
 import type { ServiceKey } from '../../model/types.js';
-import { type LoopbackKey, LoopbackSet, loopbackParts } from '../iptables/loopback-set.js';
+import { type HairpinKey, HairpinMembers, hairpinParts } from '../shared/hairpin-members.js';
 import { type Element, type LoadBalancer, type NftFragment, hairpinElement, renderNftFragment } from './fragment.js';
 import { isLoadBalancerChain, isPerServiceObject } from './names.js';
 import { type NftablesOptions, familySyntax } from './options.js';
@@ -41,7 +41,7 @@ export class NftablesCompiler {
   private readonly wanted = new Map<ServiceKey, NftFragment>();
   private applied = new Map<ServiceKey, NftFragment>();
   private pending = new Set<ServiceKey>();
-  private readonly hairpin: LoopbackSet;
+  private readonly hairpin: HairpinMembers;
   /** Load-balancing chains by name, with how many wanted service ports jump to each. */
   private readonly loadBalancers = new Map<string, { readonly lb: LoadBalancer; refs: number }>();
   /** Load-balancing chains the kernel holds. */
@@ -52,7 +52,7 @@ export class NftablesCompiler {
   private readonly q: string;
 
   constructor(readonly options: NftablesOptions) {
-    this.hairpin = new LoopbackSet(options.family);
+    this.hairpin = new HairpinMembers();
     this.q = familySyntax(options.family).qualified;
   }
 
@@ -120,7 +120,7 @@ export class NftablesCompiler {
         yield* elementLines(q, 'add', f.elements);
       }
       for (let i = 0; i < hairpin.members.length; i += ELEMENTS_PER_COMMAND) {
-        const batch = hairpin.members.slice(i, i + ELEMENTS_PER_COMMAND).map((k) => hairpinElement(loopbackParts(k)));
+        const batch = hairpin.members.slice(i, i + ELEMENTS_PER_COMMAND).map((k) => hairpinElement(hairpinParts(k)));
         yield `add element ${q} ${HAIRPIN} { ${batch.join(', ')} }\n`;
       }
     }
@@ -166,7 +166,7 @@ export class NftablesCompiler {
     // 3. Per Service: its chains and sets, then its elements (deletions first, so a changed value is re-added).
     const emptied: string[] = [];
     const unsetSets: string[] = [];
-    const touched: LoopbackKey[] = [];
+    const touched: HairpinKey[] = [];
     const adds: Element[] = [];
     const dels: Element[] = [];
     for (const key of covered) {
@@ -184,7 +184,7 @@ export class NftablesCompiler {
     for (const c of emptied) lines.push(`flush chain ${q} ${c}\n`);
     const hairpin = this.hairpin.partialChanges(touched);
     if (hairpin !== undefined) {
-      const render = (ks: readonly LoopbackKey[]): string => ks.map((k) => hairpinElement(loopbackParts(k))).join(', ');
+      const render = (ks: readonly HairpinKey[]): string => ks.map((k) => hairpinElement(hairpinParts(k))).join(', ');
       if (hairpin.dels.length > 0) lines.push(`delete element ${q} ${HAIRPIN} { ${render(hairpin.dels)} }\n`);
       if (hairpin.adds.length > 0) lines.push(`add element ${q} ${HAIRPIN} { ${render(hairpin.adds)} }\n`);
     }

@@ -2,8 +2,8 @@ import { exactSize } from '../../compact.js';
 import { selectClusterIPEndpoints } from '../../model/categorize.js';
 import type { Service, ServiceKey } from '../../model/types.js';
 import { servicePortNameString } from '../../model/types.js';
-import type { ServicePortInput } from '../iptables/fragment.js';
-import { type LoopbackKey, loopbackKey } from '../iptables/loopback-set.js';
+import type { ServicePortInput } from '../../model/service-view.js';
+import { type HairpinKey, hairpinKey } from '../shared/hairpin-members.js';
 import { affinitySet, endpointBase, endpointChain, loadBalancerChain, localChain, serviceChain, servicePortBase } from './names.js';
 import { type NftablesOptions, familySyntax, natTarget } from './options.js';
 import { CLUSTER_IPS, type ManagedSet, NO_ENDPOINT_SERVICES, REJECT_CHAIN, SERVICE_ENDPOINTS, SERVICE_IPS } from './skeleton.js';
@@ -27,7 +27,7 @@ export interface NftFragment {
   /** Elements of the Service's own (never shared) keys in the managed sets and maps. */
   readonly elements: readonly Element[];
   /** Its endpoints in the shared hairpin set (Services may share an endpoint ip:port). */
-  readonly hairpin: readonly LoopbackKey[];
+  readonly hairpin: readonly HairpinKey[];
   /** The shared load-balancing chains its service-ips elements jump to. */
   readonly loadBalancers: readonly LoadBalancer[];
   /** Session-affinity Services only: their own chains, name → rule bodies (one per line). */
@@ -50,7 +50,7 @@ export function renderNftFragment(service: Service, ports: readonly ServicePortI
   const f = familySyntax(opts.family);
   const clusterIP = service.clusterIPs[opts.family];
   const elements: Element[] = [];
-  const hairpin: LoopbackKey[] = [];
+  const hairpin: HairpinKey[] = [];
   const loadBalancers: LoadBalancer[] = [];
   let chains: Map<string, string> | undefined;
   let sets: Map<string, string> | undefined;
@@ -74,7 +74,7 @@ export function renderNftFragment(service: Service, ports: readonly ServicePortI
       elements.push([NO_ENDPOINT_SERVICES, key, ` comment "${spn}" : drop`]);
       continue;
     }
-    for (const ep of used) hairpin.push(loopbackKey(ep.ip, proto, ep.port));
+    for (const ep of used) hairpin.push(hairpinKey(ep.ip, proto, ep.port));
     if (affinity === undefined) {
       const lb = loadBalancerChain(port.protocol, used.length);
       loadBalancers.push({ name: lb, protocol: proto, count: used.length });

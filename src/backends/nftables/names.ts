@@ -1,5 +1,5 @@
 import type { Endpoint, Protocol, ServicePortName } from '../../model/types.js';
-import { chainHash } from '../iptables/names.js';
+import { chainHash } from '../shared/chain-hash.js';
 
 /**
  * kube-proxy's nftables-mode hash: the first 8 characters of base32(SHA-256(name)). base32 encodes 5 bytes per 8

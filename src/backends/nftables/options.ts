@@ -1,11 +1,11 @@
 import type { IPFamily } from '../../model/ip.js';
-import { type IptablesOptions, defaultIptablesOptions } from '../iptables/options.js';
+import { type CommonOptions, defaultIptablesRulesOptions } from '../shared/options.js';
 
-/** Everything besides cluster state that changes the nftables ruleset: the fields it shares with iptables mode. */
-export type NftablesOptions = Pick<IptablesOptions, 'family' | 'node' | 'clusterCidr' | 'masqueradeAll' | 'masqueradeMark'>;
+/** Everything besides cluster state that changes the nftables ruleset. */
+export type NftablesOptions = CommonOptions;
 
 export function defaultNftablesOptions(overrides: Partial<NftablesOptions> = {}): NftablesOptions {
-  const { family, node, clusterCidr, masqueradeAll, masqueradeMark } = defaultIptablesOptions(overrides);
+  const { family, node, clusterCidr, masqueradeAll, masqueradeMark } = defaultIptablesRulesOptions(overrides);
   return { family, node, clusterCidr, masqueradeAll, masqueradeMark };
 }
 

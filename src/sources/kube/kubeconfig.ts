@@ -2,7 +2,11 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
-import { UsageError } from '../../config.js';
+
+/** The API server configuration cannot be found or read: the operator's to fix (the CLI exits 2). */
+export class KubeconfigError extends Error {
+  override readonly name = 'KubeconfigError';
+}
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
@@ -22,13 +26,13 @@ export function loadKubeConfig(flag: string | undefined, env: NodeJS.ProcessEnv 
     try {
       fn();
     } catch (e) {
-      throw new UsageError(`${origin}: ${e instanceof Error ? e.message : String(e)}`);
+      throw new KubeconfigError(`${origin}: ${e instanceof Error ? e.message : String(e)}`);
     }
-    if (kc.getCurrentCluster() === null) throw new UsageError(`${origin}: no current cluster (set current-context)`);
+    if (kc.getCurrentCluster() === null) throw new KubeconfigError(`${origin}: no current cluster (set current-context)`);
     return { kc, origin };
   };
   if (flag !== undefined && flag !== '') {
-    if (!existsSync(flag)) throw new UsageError(`--kubeconfig: ${flag} does not exist`);
+    if (!existsSync(flag)) throw new KubeconfigError(`--kubeconfig: ${flag} does not exist`);
     return load(`--kubeconfig ${flag}`, () => kc.loadFromFile(flag));
   }
   const fromEnv = env['KUBECONFIG'];
@@ -38,7 +42,7 @@ export function loadKubeConfig(flag: string | undefined, env: NodeJS.ProcessEnv 
   if (env['KUBERNETES_SERVICE_HOST'] !== undefined && existsSync(SERVICE_ACCOUNT_TOKEN)) {
     return load('in-cluster service account', () => kc.loadFromCluster());
   }
-  throw new UsageError(
+  throw new KubeconfigError(
     'no API server configuration: pass --kubeconfig, set $KUBECONFIG, create ~/.kube/config, or run in a pod with a service account',
   );
 }

@@ -1,12 +1,9 @@
 import { hostname } from 'node:os';
-import { IPTABLES_LAYOUTS, type IptablesLayout } from './backends/iptables/options.js';
-import { DEFAULT_IPVS_SCHEDULER, IPVS_SCHEDULERS } from './backends/ipvs/options.js';
-import { type Cidr, type IPFamily, parseCidr, parseIP } from './model/ip.js';
-
-/** Bad flags or input: the CLI exits 2 with this message. */
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
+import { IPTABLES_LAYOUTS, type IptablesLayout } from '../backends/iptables/options.js';
+import { DEFAULT_IPVS_SCHEDULER, IPVS_SCHEDULERS } from '../backends/ipvs/options.js';
+import { IPTABLES_MODE_ENV, type IptablesMode } from '../kernel/iptables-mode.js';
+import { type Cidr, type IPFamily, parseCidr, parseIP } from '../model/ip.js';
+import { UsageError } from './errors.js';
 
 export const BACKENDS = ['iptables', 'ipvs', 'nftables'] as const;
 export type Backend = (typeof BACKENDS)[number];
@@ -24,6 +21,8 @@ export interface ProxyConfig {
   readonly iptablesLayout: IptablesLayout;
   /** The IPVS backend's scheduler for every virtual server. */
   readonly ipvsScheduler: string;
+  /** `SWITCHBOARD_IPTABLES_MODE`: the iptables mode to use instead of detecting it. */
+  readonly iptablesMode: IptablesMode | undefined;
 }
 
 export interface RawProxyFlags {
@@ -78,5 +77,14 @@ export function buildProxyConfig(flags: RawProxyFlags, env: NodeJS.ProcessEnv = 
     masqueradeAll: flags.masqueradeAll ?? false,
     iptablesLayout: layout as IptablesLayout,
     ipvsScheduler,
+    iptablesMode: iptablesModeOverride(env),
   };
+}
+
+/** `SWITCHBOARD_IPTABLES_MODE`, validated; undefined when unset or empty. */
+export function iptablesModeOverride(env: NodeJS.ProcessEnv = process.env): IptablesMode | undefined {
+  const value = env[IPTABLES_MODE_ENV]?.trim().toLowerCase();
+  if (value === undefined || value === '') return undefined;
+  if (value === 'legacy' || value === 'nft') return value;
+  throw new UsageError(`${IPTABLES_MODE_ENV}: "${env[IPTABLES_MODE_ENV] ?? ''}" is not one of legacy, nft`);
 }

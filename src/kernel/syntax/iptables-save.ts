@@ -1,4 +1,4 @@
-import { isPerServiceChain } from './names.js';
+// Reading `iptables-save` output. Pure: kernel/iptables.ts runs the command.
 
 /** What a node's tables hold now, as far as a full sync needs to know. */
 export interface LiveRules {
@@ -10,8 +10,9 @@ export interface LiveRules {
    */
   readonly rules: ReadonlyMap<string, ReadonlySet<string>>;
   /**
-   * The rules of each nat per-service chain as iptables-save printed them (`-A` lines joined by newlines),
-   * so a full sync can skip the chains the kernel already holds verbatim. Slices of the dump, not copies.
+   * The rules of each nat chain the caller asked for (the iptables backend: its per-service chains) as
+   * iptables-save printed them (`-A` lines joined by newlines), so a full sync can skip the chains the kernel
+   * already holds verbatim. Slices of the dump, not copies.
    */
   readonly serviceChains: ReadonlyMap<string, string>;
 }
@@ -23,8 +24,8 @@ const UNCOMPARABLE = '\0';
 
 const BUILTIN_CHAINS: ReadonlySet<string> = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING']);
 
-/** Parses `iptables-save` output (any tables). Pure: the applier runs the command. */
-export function parseIptablesSave(text: string): LiveRules {
+/** Parses `iptables-save` output (any tables), keeping the rules of the nat chains `keepRules` selects. */
+export function parseIptablesSave(text: string, keepRules: (chain: string) => boolean = () => false): LiveRules {
   const chains = new Map<string, Set<string>>();
   const rules = new Map<string, Set<string>>();
   const serviceChains = new Map<string, string>();
@@ -64,7 +65,7 @@ export function parseIptablesSave(text: string): LiveRules {
       if (block !== undefined && block.chain === chain) block.end = end;
       else {
         closeBlock();
-        if (inNat && isPerServiceChain(chain)) block = { chain, start, end };
+        if (inNat && keepRules(chain)) block = { chain, start, end };
       }
     } else closeBlock();
     start = end + 1;

@@ -1,7 +1,4 @@
-import { ExecaError, execa } from 'execa';
-import { UsageError } from '../../config.js';
-import type { IPFamily } from '../../model/ip.js';
-import { MAX_CHAINS_PER_TRANSACTION } from './options.js';
+import { ToolError, runTool } from './exec.js';
 
 /**
  * iptables legacy vs nft. Both talk to the kernel, but to different tables: rules written with one are
@@ -10,7 +7,7 @@ import { MAX_CHAINS_PER_TRANSACTION } from './options.js';
  */
 export type IptablesMode = 'legacy' | 'nft';
 
-/** Operators set this to `legacy` or `nft` to skip detection (for example on a node with no rules yet). */
+/** Operators set this to `legacy` or `nft` to skip detection (for example on a node with no rules yet); read by the CLI's config. */
 export const IPTABLES_MODE_ENV = 'SWITCHBOARD_IPTABLES_MODE';
 
 export interface RuleCounts {
@@ -47,35 +44,6 @@ export function hasKubeletChains(saveOutput: string): boolean {
   return KUBELET_CHAINS.test(saveOutput);
 }
 
-/** `SWITCHBOARD_IPTABLES_MODE`, validated; undefined when unset or empty. */
-export function iptablesModeOverride(env: NodeJS.ProcessEnv = process.env): IptablesMode | undefined {
-  const value = env[IPTABLES_MODE_ENV]?.trim().toLowerCase();
-  if (value === undefined || value === '') return undefined;
-  if (value === 'legacy' || value === 'nft') return value;
-  throw new UsageError(`${IPTABLES_MODE_ENV}: "${env[IPTABLES_MODE_ENV] ?? ''}" is not one of legacy, nft`);
-}
-
-export interface IptablesCommands {
-  readonly save: string;
-  readonly restore: string;
-  readonly iptables: string;
-}
-
-/**
- * How many chains one full-sync transaction may declare in this mode. iptables-nft-restore is quadratic in
- * that number (see MAX_CHAINS_PER_TRANSACTION); legacy iptables-restore rewrites the whole table blob per
- * COMMIT, so there one transaction is cheapest (10,000 Services x 10 endpoints: 5.4 s in one, 40 s in 55).
- */
-export function maxChainsPerTransaction(mode: IptablesMode): number {
-  return mode === 'legacy' ? Infinity : MAX_CHAINS_PER_TRANSACTION;
-}
-
-/** Explicit binaries (`iptables-nft-restore`, ...), so the image's update-alternatives setting never matters. */
-export function iptablesCommands(mode: IptablesMode, family: IPFamily): IptablesCommands {
-  const base = family === 'IPv4' ? 'iptables' : 'ip6tables';
-  return { save: `${base}-${mode}-save`, restore: `${base}-${mode}-restore`, iptables: `${base}-${mode}` };
-}
-
 /** Runs a save tool and resolves to its stdout; rejects if the tool is missing or fails. */
 export type SaveRunner = (command: string, args: readonly string[]) => Promise<string>;
 
@@ -92,11 +60,7 @@ export interface ModeDecision {
  * legacy rule set (`-t mangle` is avoided there because legacy save would create the table), and only then
  * the whole nft rule set for the counts.
  */
-export async function detectIptablesMode(
-  run: SaveRunner = runSaveTool,
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<ModeDecision> {
-  const override = iptablesModeOverride(env);
+export async function detectIptablesMode(override: IptablesMode | undefined, run: SaveRunner = runSaveTool): Promise<ModeDecision> {
   if (override !== undefined) return { mode: override, reason: `${IPTABLES_MODE_ENV}=${override}` };
 
   const failures: string[] = [];
@@ -104,7 +68,7 @@ export async function detectIptablesMode(
     try {
       return await run(command, args);
     } catch (e) {
-      failures.push(`${command}: ${describe(e)}`);
+      failures.push(`${command}: ${whyUnavailable(e)}`);
       return '';
     }
   };
@@ -130,16 +94,11 @@ export async function detectIptablesMode(
 }
 
 /** Default runner. Save output can be tens of MB on big clusters, hence the buffer; a hung tool must not block start. */
-export const runSaveTool: SaveRunner = async (command, args) => {
-  const { stdout } = await execa(command, args, { timeout: 60_000, maxBuffer: 1024 * 1024 * 1024 });
-  return stdout;
-};
+export const runSaveTool: SaveRunner = async (command, args) =>
+  (await runTool({ file: command, args, pkg: 'iptables', timeoutMs: 60_000 })).stdout;
 
-function describe(e: unknown): string {
-  if (e instanceof ExecaError) {
-    if (e.code === 'ENOENT') return 'not installed';
-    if (e.timedOut) return 'timed out';
-    return e.exitCode !== undefined ? `exit code ${e.exitCode}` : e.shortMessage;
-  }
+/** A failed save tool in a few words, for the reason line. */
+function whyUnavailable(e: unknown): string {
+  if (e instanceof ToolError) return e.code === 'TOOL_MISSING' ? 'not installed' : e.reason;
   return e instanceof Error ? e.message : String(e);
 }

@@ -1,13 +1,14 @@
-import type { ProxyConfig } from '../config.js';
+import { IptablesBackend } from '../backends/iptables/backend.js';
+import { MAX_CHAINS_PER_TRANSACTION, defaultIptablesOptions, maxChainsPerTransaction } from '../backends/iptables/options.js';
+import { IpvsBackend } from '../backends/ipvs/backend.js';
+import { defaultIpvsOptions } from '../backends/ipvs/options.js';
+import { NftablesBackend } from '../backends/nftables/backend.js';
+import { defaultNftablesOptions } from '../backends/nftables/options.js';
+import { defaultIptablesTools, iptablesCommands } from '../kernel/iptables.js';
+import { type IptablesMode, detectIptablesMode } from '../kernel/iptables-mode.js';
+import { readSysctl } from '../kernel/sysctl.js';
 import type { ProxyBackend } from '../sync/backend.js';
-import { conntrackTcpBeLiberal, defaultIptablesTools } from './iptables/apply.js';
-import { IptablesBackend } from './iptables/backend.js';
-import { type IptablesMode, detectIptablesMode, iptablesCommands, maxChainsPerTransaction } from './iptables/mode.js';
-import { MAX_CHAINS_PER_TRANSACTION, defaultIptablesOptions } from './iptables/options.js';
-import { IpvsBackend } from './ipvs/backend.js';
-import { defaultIpvsOptions } from './ipvs/options.js';
-import { NftablesBackend } from './nftables/backend.js';
-import { defaultNftablesOptions } from './nftables/options.js';
+import type { ProxyConfig } from './config.js';
 
 export interface CreatedBackend {
   readonly backend: ProxyBackend & { readonly serviceCount: number };
@@ -29,9 +30,10 @@ export async function createBackend(config: ProxyConfig, opts: { readonly dryRun
   };
   // nftables mode writes no iptables rule: nothing to detect (both modes' iptables-save) or to decide on.
   if (config.backend === 'nftables') return { backend: new NftablesBackend(defaultNftablesOptions(common)), iptablesMode: undefined };
-  const iptablesMode = opts.dryRun ? undefined : await detectIptablesMode();
+  const iptablesMode = opts.dryRun ? undefined : await detectIptablesMode(config.iptablesMode);
   const tools = iptablesMode === undefined ? defaultIptablesTools(config.family) : iptablesCommands(iptablesMode.mode, config.family);
-  const dropInvalid = opts.dryRun ? true : !(await conntrackTcpBeLiberal());
+  // kube-proxy installs the ctstate INVALID drop only when the kernel is not in "be liberal" TCP mode.
+  const dropInvalid = opts.dryRun ? true : ((await readSysctl('net/netfilter/nf_conntrack_tcp_be_liberal')) ?? '0') === '0';
   if (config.backend === 'ipvs') {
     return { backend: new IpvsBackend(defaultIpvsOptions({ ...common, dropInvalid, scheduler: config.ipvsScheduler }), tools), iptablesMode };
   }

@@ -1,6 +1,9 @@
-import type { IptablesOptions } from './options.js';
+// kube-proxy's iptables vocabulary that both modes writing iptables rules (iptables, IPVS) share: the fixed
+// chains every sync owns outright, their rules, the jumps that hook them into the built-in chains, and the
+// per-service chain names that are ours.
+import { type IptablesTools, chainExists } from '../../kernel/iptables.js';
+import type { LiveRules } from '../../kernel/syntax/iptables-save.js';
 
-/** The chains every sync owns outright, and the jumps that hook them into the built-in chains. */
 export const KUBE_SERVICES = 'KUBE-SERVICES';
 export const KUBE_MARK_MASQ = 'KUBE-MARK-MASQ';
 export const KUBE_POSTROUTING = 'KUBE-POSTROUTING';
@@ -27,8 +30,11 @@ export const FIXED_CHAINS: Readonly<Record<Table, readonly string[]>> = {
   mangle: [KUBE_PROXY_CANARY],
 };
 
-/** The rules of the fixed chains, in kube-proxy's order. */
-export function fixedRules(table: Table, opts: Pick<IptablesOptions, 'masqueradeMark' | 'dropInvalid' | 'layout'>): string[] {
+/**
+ * The rules of the fixed chains, in kube-proxy's order. `hairpinSet`: the iptables backend's flat layout finds
+ * hairpin traffic through the KUBE-LOOP-BACK set instead of a rule per endpoint.
+ */
+export function fixedRules(table: Table, opts: { readonly masqueradeMark: string; readonly dropInvalid: boolean; readonly hairpinSet: boolean }): string[] {
   const mark = opts.masqueradeMark;
   switch (table) {
     case 'filter':
@@ -40,7 +46,7 @@ export function fixedRules(table: Table, opts: Pick<IptablesOptions, 'masquerade
     case 'nat':
       return [
         // Flat layout: hairpin traffic (a pod DNATed to itself) has no endpoint chain to mark it; the set does.
-        ...(opts.layout === 'flat'
+        ...(opts.hairpinSet
           ? [
               `-A ${KUBE_POSTROUTING} -m comment --comment "kubernetes service hairpin traffic" -m conntrack --ctstate DNAT ` +
                 `-m set --match-set ${KUBE_LOOP_BACK} dst,dst,src -j ${KUBE_MARK_MASQ}`,
@@ -92,3 +98,48 @@ export const BUILTIN_JUMPS: readonly BuiltinJump[] = [
   jump('nat', 'PREROUTING', KUBE_SERVICES, 'kubernetes service portals', false),
   jump('nat', 'POSTROUTING', KUBE_POSTROUTING, 'kubernetes postrouting rules', false),
 ];
+
+/** `-I` lines for the jumps of `table` that `live` lacks, in kube-proxy's prepend order (IPVS mode passes its own list). */
+export function missingJumps(table: Table, live: LiveRules, jumps: readonly BuiltinJump[] = BUILTIN_JUMPS): string[] {
+  const present = live.rules.get(table);
+  return jumps.filter((j) => j.table === table && !present?.has(j.rule)).map(
+    (j) => `-I ${j.chain} 1 ${j.rule.slice(`-A ${j.chain} `.length)}\n`,
+  );
+}
+
+/** False if our canary chain is missing from any table: someone flushed them (both modes declare it). */
+export async function canaryChainsPresent(tools: IptablesTools): Promise<boolean> {
+  const tables = Object.keys(FIXED_CHAINS) as Table[];
+  const present = await Promise.all(tables.map((t) => chainExists(tools, t, KUBE_PROXY_CANARY)));
+  return present.every(Boolean);
+}
+
+/** Prefixes of the chains whose lifetime follows a service port; only these are ever deleted as stale. */
+export const PER_SERVICE_CHAIN_PREFIXES = ['KUBE-SVC-', 'KUBE-SVL-', 'KUBE-EXT-', 'KUBE-FW-', 'KUBE-SEP-'] as const;
+
+export function isPerServiceChain(name: string): boolean {
+  return PER_SERVICE_CHAIN_PREFIXES.some((prefix) => name.startsWith(prefix));
+}
+
+/** kube-proxy's match of one service port: `-m tcp -p tcp -d VIP --dport PORT`. */
+export function portMatch(proto: string, clusterIP: string, port: number): string {
+  return `-m ${proto} -p ${proto} -d ${clusterIP} --dport ${port}`;
+}
+
+/**
+ * The filter KUBE-SERVICES rule (without `-A KUBE-SERVICES `) for a service port nothing may serve: REJECT when
+ * it has no endpoints at all, DROP when its traffic policy wants local endpoints and there are none. IPVS mode
+ * rejects the same way.
+ */
+export function unservedPortRule(spn: string, match: string, hasAnyEndpoints: boolean, hasInternalEndpoints: boolean): string | undefined {
+  if (!hasAnyEndpoints) return `-m comment --comment "${spn} has no endpoints" ${match} -j REJECT`;
+  if (!hasInternalEndpoints) return `-m comment --comment "${spn} has no local endpoints" ${match} -j DROP`;
+  return undefined;
+}
+
+/** Lines in restore text (each ends in a newline): rule counts for metrics. */
+export function countLines(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) n++;
+  return n;
+}
