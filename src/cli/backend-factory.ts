@@ -1,3 +1,4 @@
+import type { ProxyBackend } from '../backends/backend.js';
 import { IptablesBackend } from '../backends/iptables/backend.js';
 import { MAX_CHAINS_PER_TRANSACTION, defaultIptablesOptions, maxChainsPerTransaction } from '../backends/iptables/options.js';
 import { IpvsBackend } from '../backends/ipvs/backend.js';
@@ -7,11 +8,10 @@ import { defaultNftablesOptions } from '../backends/nftables/options.js';
 import { defaultIptablesTools, iptablesCommands } from '../kernel/iptables.js';
 import { type IptablesMode, detectIptablesMode } from '../kernel/iptables-mode.js';
 import { readSysctl } from '../kernel/sysctl.js';
-import type { ProxyBackend } from '../sync/backend.js';
 import type { ProxyConfig } from './config.js';
 
 export interface CreatedBackend {
-  readonly backend: ProxyBackend & { readonly serviceCount: number };
+  readonly backend: ProxyBackend;
   /** The iptables mode chosen (the iptables and IPVS backends write iptables rules); undefined for a dry run and for nftables. */
   readonly iptablesMode: { readonly mode: IptablesMode; readonly reason: string } | undefined;
 }

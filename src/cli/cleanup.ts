@@ -1,15 +1,13 @@
-import { type CleanupPlan, describeCleanup, planCleanupDetailed } from '../backends/iptables/cleanup.js';
-import { KUBE_LOOP_BACK, KUBE_LOOP_BACK_NEXT } from '../backends/shared/iptables-fixed.js';
+import type { BackendCleanup, CleanupStage } from '../backends/backend.js';
+import { iptablesCleanup } from '../backends/iptables/cleanup.js';
+import { IPVS_CLEANUP } from '../backends/ipvs/cleanup.js';
+import { NFTABLES_CLEANUP } from '../backends/nftables/cleanup.js';
+import { ipsetCleanup } from '../backends/shared/ipset-cleanup.js';
 import { ToolError } from '../kernel/exec.js';
-import { type IptablesTools, defaultIptablesTools, iptablesCommands, restoreTool, saveAll } from '../kernel/iptables.js';
+import { defaultIptablesTools, iptablesCommands } from '../kernel/iptables.js';
 import type { IptablesMode } from '../kernel/iptables-mode.js';
-import { destroyTool, listIpsets } from '../kernel/ipset.js';
-import { runStep } from '../kernel/tool.js';
-import type { IPFamily } from '../model/ip.js';
+import { type Applier, KernelApplier, PrintApplier } from '../sync/applier.js';
 import { toolFailureText } from './report.js';
-import { type IpvsCleanup, cleanupIpvs } from '../backends/ipvs/cleanup.js';
-import { KUBE_CLUSTER_IP, KUBE_IPVS_IPS } from '../backends/ipvs/rules.js';
-import { type NftablesCleanup, cleanupNftables } from '../backends/nftables/cleanup.js';
 
 export interface CleanupIo {
   stdout(text: string): void;
@@ -17,130 +15,64 @@ export interface CleanupIo {
 }
 
 export interface CleanupOptions {
-  /** Print the restore payloads instead of applying them (the machine is still read). */
+  /** Print the removal steps instead of applying them (the machine is still read). */
   readonly dryRun?: boolean;
 }
 
-/** The two programs cleanup runs; replaceable so the command's contract is testable without root. */
-export interface CleanupTools {
-  save(family: IPFamily): Promise<string>;
-  restore(payload: string, family: IPFamily): Promise<void>;
-  /** Names of all ipsets; undefined when the ipset tool is missing (so no set of ours can exist). */
-  listSets(): Promise<string[] | undefined>;
-  destroySet(name: string): Promise<void>;
-  /** IPVS mode's virtual servers and kube-ipvs0 (see backends/ipvs/cleanup.ts). */
-  cleanupIpvs(dryRun: boolean): Promise<IpvsCleanup>;
-  /** nftables mode's table (see backends/nftables/cleanup.ts). */
-  cleanupNftables(dryRun: boolean): Promise<NftablesCleanup>;
+/** What cleanup does: its stages in order, and where their steps go. Replaceable, so the command is testable without root. */
+export interface CleanupRun {
+  readonly stages: readonly CleanupStage[];
+  readonly applier: Applier;
 }
-
-function systemTools(toolsOf: (family: IPFamily) => IptablesTools): CleanupTools {
-  return {
-    save: (family) => saveAll(toolsOf(family)),
-    restore: (payload, family) => runStep({ kind: 'input', tool: restoreTool(toolsOf(family)), input: [payload], atomic: true }, [payload]),
-    listSets: listIpsets,
-    destroySet: (name) => runStep({ kind: 'command', tool: destroyTool(name) }, []),
-    cleanupIpvs,
-    cleanupNftables,
-  };
-}
-
-export const SYSTEM_TOOLS: CleanupTools = systemTools(defaultIptablesTools);
-
-/** The binaries of one iptables mode, so cleanup removes rules from the same backend the agent wrote them with. */
-export function modeTools(mode: IptablesMode): CleanupTools {
-  return systemTools((family) => iptablesCommands(mode, family));
-}
-
-const TOOL: Record<IPFamily, string> = { IPv4: 'iptables-restore', IPv6: 'ip6tables-restore' };
 
 /**
- * `switchboard cleanup`: removes Switchboard's chains and jumps, IPv4 then IPv6, one atomic restore per family.
- * IPv6 is best effort as in kube-proxy: if ip6tables-save cannot run (no tool, no kernel support) it is skipped.
- * Both families are attempted even if one fails. Returns 0 when done (or nothing to do), 1 when a tool failed.
+ * Every backend's cleanup: iptables rules (IPv4, then IPv6), IPVS mode's virtual servers and device, nftables
+ * mode's tables, then the ipsets any of them made. `mode` picks the iptables binaries the agent wrote with.
  */
-export async function runCleanup(io: CleanupIo, opts: CleanupOptions = {}, tools: CleanupTools = SYSTEM_TOOLS): Promise<number> {
+export function systemCleanup(mode: IptablesMode | undefined): CleanupRun {
+  const backends: readonly BackendCleanup[] = [
+    iptablesCleanup((family) => (mode === undefined ? defaultIptablesTools(family) : iptablesCommands(mode, family))),
+    IPVS_CLEANUP,
+    NFTABLES_CLEANUP,
+  ];
+  return { stages: [...backends.flatMap((b) => b.stages), ipsetCleanup(backends.flatMap((b) => b.sets))], applier: new KernelApplier() };
+}
+
+/**
+ * `switchboard cleanup`: runs every stage, even after one fails, and prints a one-line summary. Returns 0 when
+ * done (or nothing to do), 1 when a tool failed.
+ */
+export async function runCleanup(io: CleanupIo, opts: CleanupOptions = {}, run: CleanupRun = systemCleanup(undefined)): Promise<number> {
   const dryRun = opts.dryRun === true;
+  const printer = new PrintApplier((text) => io.stdout(text), 'sections');
   const summary: string[] = [];
   let failed = false;
-  for (const family of ['IPv4', 'IPv6'] as const) {
-    let plan: CleanupPlan;
+  for (const stage of run.stages) {
     try {
-      plan = planCleanupDetailed(await tools.save(family));
-    } catch (e) {
-      if (!(e instanceof ToolError)) throw e;
-      if (family === 'IPv6') {
-        summary.push(`IPv6: skipped (${e.message}${e.stderr ? `: ${firstLine(e.stderr)}` : ''})`);
-        continue;
+      const plan = await stage.plan().catch((e: unknown) => {
+        // A best-effort stage that cannot even read the machine has nothing of ours to remove.
+        if (stage.bestEffort && e instanceof ToolError) return { skipped: e };
+        throw e;
+      });
+      if ('skipped' in plan) {
+        const e = plan.skipped;
+        summary.push(`${stage.name}: skipped (${e.message}${e.stderr ? `: ${firstLine(e.stderr)}` : ''})`);
+      } else if (dryRun) {
+        await printer.apply(plan.steps);
+        summary.push(`${stage.name}: ${plan.wouldDo}`);
+      } else {
+        await run.applier.apply(plan.steps);
+        summary.push(`${stage.name}: ${plan.done}`);
       }
-      reportFailure(io, e);
-      summary.push(`${family}: failed (see above)`);
-      failed = true;
-      continue;
-    }
-    if (plan.payload === '') {
-      summary.push(`${family}: nothing to remove`);
-      continue;
-    }
-    if (dryRun) {
-      io.stdout(`# ${family}: ${TOOL[family]} --noflush\n${plan.payload}`);
-      summary.push(`${family}: would remove ${describeCleanup(plan)}`);
-      continue;
-    }
-    try {
-      await tools.restore(plan.payload, family);
-      summary.push(`${family}: removed ${describeCleanup(plan)}`);
     } catch (e) {
       if (!(e instanceof ToolError)) throw e;
-      reportFailure(io, e);
-      // Each table's COMMIT is atomic; a re-run removes whatever an earlier table left.
-      summary.push(`${family}: failed (see above)`);
+      io.stderr(toolFailureText(e));
+      summary.push(`${stage.name}: failed (see above)`);
       failed = true;
     }
-  }
-  // IPVS mode's virtual servers and device, and nftables mode's table: after the rules, before the sets.
-  for (const [name, step] of [
-    ['ipvs', tools.cleanupIpvs],
-    ['nftables', tools.cleanupNftables],
-  ] as const) {
-    try {
-      const done = await step(dryRun);
-      if (done.printed !== '') io.stdout(done.printed);
-      summary.push(done.summary);
-    } catch (e) {
-      if (!(e instanceof ToolError)) throw e;
-      reportFailure(io, e);
-      summary.push(`${name}: failed (see above)`);
-      failed = true;
-    }
-  }
-  // The sets (the flat layout's and IPVS mode's) go last: the rules naming them are gone by now.
-  try {
-    const sets = await tools.listSets();
-    const ours = (sets ?? []).filter((name) => OUR_SETS.includes(name));
-    if (ours.length === 0) summary.push('ipsets: nothing to remove');
-    else if (dryRun) {
-      io.stdout(ours.map((name) => `# ipset destroy ${name}\n`).join(''));
-      summary.push(`ipsets: would destroy ${ours.join(', ')}`);
-    } else {
-      for (const name of ours) await tools.destroySet(name);
-      summary.push(`ipsets: destroyed ${ours.join(', ')}`);
-    }
-  } catch (e) {
-    if (!(e instanceof ToolError)) throw e;
-    // Typically "in use by a kernel component": another agent's rule still names the set.
-    reportFailure(io, e);
-    summary.push('ipsets: failed (see above)');
-    failed = true;
   }
   io.stderr(`cleanup${dryRun ? ' (dry run)' : ''}: ${summary.join('; ')}\n`);
   return failed ? 1 : 0;
-}
-
-const OUR_SETS: readonly string[] = [KUBE_LOOP_BACK, KUBE_LOOP_BACK_NEXT, KUBE_CLUSTER_IP, KUBE_IPVS_IPS];
-
-function reportFailure(io: CleanupIo, e: ToolError): void {
-  io.stderr(toolFailureText(e));
 }
 
 const firstLine = (text: string): string => text.split('\n', 1)[0] ?? '';

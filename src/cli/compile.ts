@@ -1,4 +1,5 @@
 import { ToolError } from '../kernel/exec.js';
+import { KernelApplier, PrintApplier, syncBackend } from '../sync/applier.js';
 import { createBackend } from './backend-factory.js';
 import type { ProxyConfig } from './config.js';
 import { UsageError } from './errors.js';
@@ -30,9 +31,7 @@ export async function runCompile(req: CompileRequest, io: Io): Promise<number> {
   const { backend } = await createBackend(req.config, { dryRun: !req.apply, nodeZone: loaded.nodeZone });
   backend.update(loaded.state, loaded.state.takeChanges());
   if (!req.apply) {
-    await backend.sync(true, (payload) => {
-      for (const text of payload) io.stdout(text);
-    });
+    await syncBackend(backend, true, { applier: new PrintApplier(io.stdout, 'pipeable'), readKernel: false });
     for (const e of errors) io.stderr(`error: ${e}\n`);
     return errors.length > 0 ? 2 : 0;
   }
@@ -42,7 +41,7 @@ export async function runCompile(req: CompileRequest, io: Io): Promise<number> {
     return 2;
   }
   try {
-    const outcome = await backend.sync(true);
+    const outcome = await syncBackend(backend, true, { applier: new KernelApplier(), readKernel: true });
     if (outcome.kind === 'none') {
       io.stderr(`applied full sync (${backend.name}): ${backend.serviceCount} services, nothing to change\n`);
       return 0;
@@ -51,7 +50,7 @@ export async function runCompile(req: CompileRequest, io: Io): Promise<number> {
     const rules = Object.entries(outcome.ruleTotals).map(([table, n]) => `${n} ${table} rules, `).join('');
     io.stderr(
       `applied full sync (${backend.name}): ${backend.serviceCount} services, ${rules}` +
-        `${outcome.chainsDeleted} stale chains deleted, ${outcome.bytes} bytes\n`,
+        `${outcome.deleted} stale chains deleted, ${outcome.bytes} bytes\n`,
     );
     return 0;
   } catch (e) {

@@ -1,16 +1,15 @@
 import { hostname } from 'node:os';
+import { BACKENDS, type BackendName } from '../backends/backend.js';
 import { IPTABLES_LAYOUTS, type IptablesLayout } from '../backends/iptables/options.js';
 import { DEFAULT_IPVS_SCHEDULER, IPVS_SCHEDULERS } from '../backends/ipvs/options.js';
 import { IPTABLES_MODE_ENV, type IptablesMode } from '../kernel/iptables-mode.js';
 import { type Cidr, type IPFamily, parseCidr, parseIP } from '../model/ip.js';
 import { UsageError } from './errors.js';
 
-export const BACKENDS = ['iptables', 'ipvs', 'nftables'] as const;
-export type Backend = (typeof BACKENDS)[number];
 
 /** Flags shared by every command that compiles rules. */
 export interface ProxyConfig {
-  readonly backend: Backend;
+  readonly backend: BackendName;
   readonly family: IPFamily;
   readonly nodeName: string;
   readonly nodeIP: string | undefined;
@@ -39,7 +38,7 @@ export function buildProxyConfig(flags: RawProxyFlags, env: NodeJS.ProcessEnv = 
   if (!(BACKENDS as readonly string[]).includes(flags.backend)) {
     throw new UsageError(`--backend: "${flags.backend}" is not one of ${BACKENDS.join(', ')}`);
   }
-  const backend = flags.backend as Backend;
+  const backend = flags.backend as BackendName;
   let nodeIP: string | undefined;
   if (flags.nodeIp !== undefined) {
     const ip = parseIP(flags.nodeIp);

@@ -2,7 +2,8 @@
 import { Command, CommanderError, Option } from '@commander-js/extra-typings';
 import { IPTABLES_LAYOUTS } from '../backends/iptables/options.js';
 import { DEFAULT_IPVS_SCHEDULER, IPVS_SCHEDULERS } from '../backends/ipvs/options.js';
-import { BACKENDS, buildProxyConfig, iptablesModeOverride } from './config.js';
+import { BACKENDS } from '../backends/backend.js';
+import { buildProxyConfig, iptablesModeOverride } from './config.js';
 import { UsageError } from './errors.js';
 import { LOG_LEVELS } from '../log.js';
 import { runCompile } from './compile.js';
@@ -63,15 +64,15 @@ program
 program
   .command('cleanup')
   .description('remove every chain, rule, ipset, IPVS virtual server and nftables table Switchboard created (IPv4 and IPv6 when available), and nothing else')
-  .option('--dry-run', 'print the iptables-restore payload instead of applying it', false)
+  .option('--dry-run', 'print what would be removed, as labelled tool inputs, instead of removing it', false)
   .action(async (opts) => {
     // Imported here so this registration stays one self-contained block.
-    const { runCleanup, modeTools } = await import('./cleanup.js');
+    const { runCleanup, systemCleanup } = await import('./cleanup.js');
     const { detectIptablesMode } = await import('../kernel/iptables-mode.js');
     // The same legacy-or-nft choice the agent makes at start, so cleanup looks where the rules are.
     const { mode, reason } = await detectIptablesMode(iptablesModeOverride());
     process.stderr.write(`cleanup: iptables mode ${mode} (${reason})\n`);
-    process.exitCode = await runCleanup(io, { dryRun: opts.dryRun }, modeTools(mode));
+    process.exitCode = await runCleanup(io, { dryRun: opts.dryRun }, systemCleanup(mode));
   });
 
 program

@@ -14,6 +14,7 @@ import { ClusterSource, type NodeInfo, TO_BE_DELETED_TAINT } from '../sources/ku
 import { KubeconfigError, loadKubeConfig } from '../sources/kube/kubeconfig.js';
 import type { ReflectorEvent } from '../sources/kube/reflector.js';
 import { ConntrackReconciler } from '../sync/conntrack.js';
+import { type Applier, KernelApplier, PrintApplier } from '../sync/applier.js';
 import { SyncLoop, type SyncHooks } from '../sync/loop.js';
 
 export interface RunFlags {
@@ -143,18 +144,23 @@ export async function runAgent(config: ProxyConfig, flags: RunFlags, print: (tex
   };
 
   let syncNo = 0;
-  const dryRun = flags.dryRun
-    ? (payload: Iterable<string>) => {
-        print(`# switchboard dry-run sync ${++syncNo} at ${new Date().toISOString()}\n`);
-        for (const text of payload) print(text);
+  // A dry run prints each sync as `compile` does, headed by when it would have run.
+  const printer = new PrintApplier(print, 'pipeable');
+  const applier: Applier = flags.dryRun
+    ? {
+        apply: (steps) => {
+          print(`# switchboard dry-run sync ${++syncNo} at ${new Date().toISOString()}\n`);
+          return printer.apply(steps);
+        },
       }
-    : undefined;
+    : new KernelApplier();
   const loop = new SyncLoop(state, backend, hooks, {
     minSyncPeriodMs,
     syncPeriodMs,
     canaryPeriodMs: Math.min(syncPeriodMs, MAX_CANARY_PERIOD_MS),
     retry: { initialMs: 1000, maxMs: Math.max(1000, Math.min(syncPeriodMs, 30_000)) },
-    ...(dryRun ? { dryRun } : {}),
+    applier,
+    readKernel: !flags.dryRun,
   });
 
   let started = false;

@@ -2,7 +2,8 @@ import type { ClusterState } from '../model/state.js';
 import type { ServiceKey } from '../model/types.js';
 import { Backoff } from '../backoff.js';
 import { ToolError } from '../kernel/exec.js';
-import type { ProxyBackend, SyncOutcome } from './backend.js';
+import type { ProxyBackend } from '../backends/backend.js';
+import { type Applier, type SyncOutcome, syncBackend } from './applier.js';
 
 export interface SyncLoopOptions {
   /** Changes are coalesced: two syncs start at least this far apart (0: as soon as a change arrives). */
@@ -13,8 +14,10 @@ export interface SyncLoopOptions {
   readonly canaryPeriodMs: number;
   /** Backoff after a failed apply. */
   readonly retry: { readonly initialMs: number; readonly maxMs: number };
-  /** Print each sync's payload here instead of applying it. */
-  readonly dryRun?: (payload: Iterable<string>) => void;
+  /** Where plans go: the kernel, or the dry run's printer. */
+  readonly applier: Applier;
+  /** False for a dry run: backends never read the kernel, the canary is not checked, conntrack is left alone. */
+  readonly readKernel: boolean;
   readonly now?: () => number;
 }
 
@@ -59,8 +62,9 @@ export interface SyncHooks {
 
 /**
  * The sync loop: coalesces changes, runs partial syncs through the backend, and falls back to a full sync
- * at start, after any failed apply, when the canary chains vanish and every sync period. A failed apply
- * leaves the kernel as it was (restores are atomic) and is retried with backoff.
+ * at start, after any failed apply, when the canary chains vanish and every sync period. A failed apply is
+ * retried with backoff as a full sync, which reconciles whatever the failure left (one iptables-restore COMMIT
+ * or nft transaction leaves the kernel as it was; IPVS's steps and a batched full sync may not).
  */
 export class SyncLoop {
   private readonly now: () => number;
@@ -179,7 +183,7 @@ export class SyncLoop {
   }
 
   private armCanary(): void {
-    if (this.stopped || this.options.dryRun !== undefined) return;
+    if (this.stopped || !this.options.readKernel) return;
     this.canaryTimer = setTimeout(() => {
       void this.checkCanary().finally(() => this.armCanary());
     }, this.options.canaryPeriodMs);
@@ -209,7 +213,7 @@ export class SyncLoop {
     try {
       this.backend.update(this.state, changed);
       this.trackEndpoints(changed);
-      const outcome = await this.backend.sync(full, this.options.dryRun);
+      const outcome = await syncBackend(this.backend, full, this.options);
       const end = this.now();
       this.syncs++;
       if (full) {
@@ -229,7 +233,7 @@ export class SyncLoop {
       if (this.unreconciled.size > 0) {
         const services = new Set(this.unreconciled);
         this.unreconciled.clear();
-        if (this.options.dryRun === undefined) {
+        if (this.options.readKernel) {
           await this.hooks.afterApply?.(services).catch((e: unknown) => this.hooks.internalError(e));
         }
       }

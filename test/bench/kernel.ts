@@ -17,6 +17,7 @@ import { normalizeService } from '../../src/model/service.js';
 import type { ClusterState } from '../../src/model/state.js';
 import { type JsonObject } from '../../src/model/fields.js';
 import { loadObjects } from '../../src/sources/objects.js';
+import { KernelApplier, syncBackend } from '../../src/sync/applier.js';
 import { addNamespace, deleteNamespace, sweepStaleLabs } from '../kernel/lab/netns.js';
 import { endpointSlice, service, syntheticCluster, type K8sObject } from '../support/objects.js';
 import { flagValue } from './args.js';
@@ -141,6 +142,7 @@ function syntheticState(cfg: WorkerConfig): ClusterState {
 }
 
 async function switchboardWorker(cfg: WorkerConfig): Promise<void> {
+  const kernel = { applier: new KernelApplier(), readKernel: true };
   const tools = iptablesCommands(cfg.mode, 'IPv4');
   const state = syntheticState(cfg);
   const all = [...state.takeChanges()];
@@ -148,13 +150,13 @@ async function switchboardWorker(cfg: WorkerConfig): Promise<void> {
     // A new backend each time, as a (re)started agent: it reads what the kernel holds and syncs over it.
     const backend = new IptablesBackend(options(cfg), tools);
     backend.update(state, all);
-    const { ms, value } = await timed(() => backend.sync(true));
+    const { ms, value } = await timed(() => syncBackend(backend, true, kernel));
     emit({ step, ms, bytes: value.bytes, samples: [ms] });
     if (step === 'restart') {
       const steps = new Map<Step, { samples: number[]; bytes: number }>();
       for (const s of changes(cfg, state)) {
         backend.update(state, state.takeChanges());
-        const r = await timed(() => backend.sync(false));
+        const r = await timed(() => syncBackend(backend, false, kernel));
         collect(steps, s, r.ms, r.value.bytes);
       }
       for (const [s, { samples, bytes }] of steps) emit({ step: s, ms: median(samples), bytes, samples });

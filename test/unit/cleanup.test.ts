@@ -1,10 +1,15 @@
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { planCleanup, planCleanupDetailed, ruleTarget } from '../../src/backends/iptables/cleanup.js';
 import { BUILTIN_JUMPS } from '../../src/backends/shared/iptables-fixed.js';
 import { ToolError } from '../../src/kernel/exec.js';
-import { type CleanupTools, runCleanup } from '../../src/cli/cleanup.js';
+import { type CleanupStage, nothingToRemove } from '../../src/backends/backend.js';
+import { iptablesCleanup, planCleanup, planCleanupDetailed, ruleTarget } from '../../src/backends/iptables/cleanup.js';
+import { ipsetCleanup } from '../../src/backends/shared/ipset-cleanup.js';
+import { type CleanupRun, runCleanup } from '../../src/cli/cleanup.js';
+import { defaultIptablesTools } from '../../src/kernel/iptables.js';
+import { stepInput } from '../../src/kernel/tool.js';
+import type { Applier } from '../../src/sync/applier.js';
 import type { IPFamily } from '../../src/model/ip.js';
 
 /** Our jumps from built-in chains, from the skeleton, so the fixture cannot drift from what we install. */
@@ -309,29 +314,41 @@ function toolError(message: string, stderr: string, offendingLines: string[]): T
   return new ToolError({ code: 'TOOL_REFUSED', what, reason, command: what, stderr, offendingLines });
 }
 
-/** Fake tools: canned save output per family (or an error), recording restores; ipsets as given. */
+/** A stage of another backend that finds nothing, as on a node that never ran it. */
+const nothing = (name: string): CleanupStage => ({ name, bestEffort: false, plan: async () => nothingToRemove() });
+
+/**
+ * Cleanup with fake tools: canned save output per family (or an error), an applier recording restores and
+ * destroys (or failing them), ipsets as given.
+ */
 function fakeTools(saves: Record<IPFamily, string | ToolError>, restoreError?: ToolError, sets: string[] | undefined = []) {
   const restored: { family: IPFamily; payload: string }[] = [];
   const destroyed: string[] = [];
-  const tools: CleanupTools = {
-    listSets: async () => sets,
-    cleanupIpvs: async () => ({ summary: 'ipvs: nothing to remove', printed: '' }),
-    cleanupNftables: async () => ({ summary: 'nftables: nothing to remove', printed: '' }),
-    destroySet: async (name) => {
-      if (name === 'KUBE-LOOP-BACK' && sets?.includes('IN-USE')) throw toolError(`ipset destroy ${name} failed: exit code 1`, 'Set cannot be destroyed: it is in use by a kernel component', []);
-      destroyed.push(name);
-    },
-    save: async (family) => {
-      const s = saves[family];
-      if (s instanceof ToolError) throw s;
-      return s;
-    },
-    restore: async (payload, family) => {
-      if (restoreError) throw restoreError;
-      restored.push({ family, payload });
+  const iptables = iptablesCleanup(defaultIptablesTools, async (tools) => {
+    const s = saves[tools.family];
+    if (s instanceof ToolError) throw s;
+    return s;
+  });
+  const applier: Applier = {
+    async apply(steps) {
+      for (const step of steps) {
+        const name = step.tool.label.replace(/^ipset destroy /, '');
+        if (step.kind === 'command') {
+          if (name === 'KUBE-LOOP-BACK' && sets?.includes('IN-USE')) throw toolError(`ipset destroy ${name} failed: exit code 1`, 'Set cannot be destroyed: it is in use by a kernel component', []);
+          destroyed.push(name);
+        } else {
+          if (restoreError) throw restoreError;
+          restored.push({ family: step.tool.name === 'iptables-restore' ? 'IPv4' : 'IPv6', payload: [...stepInput(step)].join('') });
+        }
+      }
+      return 0;
     },
   };
-  return { tools, restored, destroyed };
+  const run: CleanupRun = {
+    stages: [...iptables.stages, nothing('ipvs'), nothing('nftables'), ipsetCleanup(['KUBE-LOOP-BACK', 'KUBE-LOOP-BACK-NEXT', 'KUBE-CLUSTER-IP', 'KUBE-IPVS-IPS'], async () => sets)],
+    applier,
+  };
+  return { tools: run, restored, destroyed };
 }
 
 function capture() {
@@ -365,7 +382,7 @@ describe('runCleanup', () => {
     const { out, io } = capture();
     expect(await runCleanup(io, { dryRun: true }, tools)).toBe(0);
     expect(restored).toEqual([]);
-    expect(out.stdout).toBe(`# IPv4: iptables-restore --noflush\n${EXPECTED}# IPv6: ip6tables-restore --noflush\n${EXPECTED}`);
+    expect(out.stdout).toBe(`#### iptables-restore --noflush\n${EXPECTED}#### ip6tables-restore --noflush\n${EXPECTED}`);
     expect(out.stderr).toMatch(/^cleanup \(dry run\): IPv4: would remove filter 6 chains.*; IPv6: would remove filter 6 chains/);
   });
 
@@ -389,7 +406,7 @@ describe('runCleanup', () => {
     const c2 = capture();
     expect(await runCleanup(c2.io, { dryRun: true }, dry.tools)).toBe(0);
     expect(dry.destroyed).toEqual([]);
-    expect(c2.out.stdout).toBe('# ipset destroy KUBE-LOOP-BACK\n');
+    expect(c2.out.stdout).toBe('#### ipset destroy KUBE-LOOP-BACK\n');
 
     const busy = fakeTools({ IPv4: '', IPv6: '' }, undefined, ['KUBE-LOOP-BACK', 'IN-USE']);
     const c3 = capture();

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { IpvsBackend } from '../../src/backends/ipvs/backend.js';
 import { defaultIpvsOptions } from '../../src/backends/ipvs/options.js';
 import { ClusterState } from '../../src/model/state.js';
+import { PrintApplier, syncBackend } from '../../src/sync/applier.js';
 import { load } from '../support/compile.js';
 import { endpointSlice, service, type K8sObject } from '../support/objects.js';
 
@@ -26,9 +27,7 @@ function dryRun() {
       state = loaded.state;
       backend.update(state, changed);
       let text = '';
-      await backend.sync(full, (payload) => {
-        for (const t of payload) text += t;
-      });
+      await syncBackend(backend, full, { applier: new PrintApplier((t) => (text += t), 'pipeable'), readKernel: false });
       return text;
     },
   };

@@ -4,13 +4,15 @@ import { normalizeService } from '../../src/model/service.js';
 import { ClusterState } from '../../src/model/state.js';
 import type { ServiceKey } from '../../src/model/types.js';
 import { ToolError } from '../../src/kernel/exec.js';
-import type { ProxyBackend, SyncOutcome } from '../../src/sync/backend.js';
+import { NO_STATS, type Plan, type ProxyBackend } from '../../src/backends/backend.js';
+import { KernelApplier } from '../../src/sync/applier.js';
 import { SyncLoop, type SyncHooks, type SyncLoopOptions } from '../../src/sync/loop.js';
 import { endpointSlice, service } from '../support/objects.js';
 
 /** A backend that records what the loop asks of it; `failNext` makes the next syncs throw an apply failure. */
 class ScriptedBackend implements ProxyBackend {
-  readonly name = 'scripted';
+  readonly name = 'iptables';
+  readonly serviceCount = 0;
   readonly syncs: { full: boolean; services: string[] }[] = [];
   private pending = new Set<string>();
   failNext = 0;
@@ -23,15 +25,24 @@ class ScriptedBackend implements ProxyBackend {
   setNodeZone(_state: ClusterState, zone: string | undefined): void {
     this.zones.push(zone);
   }
-  async sync(full: boolean): Promise<SyncOutcome> {
+  async plan(full: boolean): Promise<Plan> {
     await new Promise((r) => setTimeout(r, 2));
     if (this.failNext > 0) {
       this.failNext--;
       throw new ToolError({ code: 'TOOL_REFUSED', what: 'iptables-restore', reason: 'exit code 1', command: 'iptables-restore', stderr: 'line 3 failed', offendingLines: ['3: -A X'] });
     }
-    this.syncs.push({ full, services: [...this.pending].sort() });
-    this.pending.clear();
-    return { kind: full ? 'full' : 'partial', bytes: 1, ruleTotals: {}, chainsDeleted: 0 };
+    const services = [...this.pending].sort();
+    // A plan with no steps: the loop's applier runs nothing, and the commit records the sync.
+    return {
+      kind: full ? 'full' : 'partial',
+      steps: [],
+      stats: NO_STATS,
+      commit: () => {
+        this.syncs.push({ full, services });
+        this.pending.clear();
+      },
+      abort: () => undefined,
+    };
   }
   async canaryPresent(): Promise<boolean> {
     return this.canary;
@@ -63,7 +74,14 @@ function recordingHooks(): { hooks: SyncHooks; rec: Recorded } {
   return { hooks, rec };
 }
 
-const OPTIONS: SyncLoopOptions = { minSyncPeriodMs: 0, syncPeriodMs: 60_000, canaryPeriodMs: 60_000, retry: { initialMs: 20, maxMs: 100 } };
+const OPTIONS: SyncLoopOptions = {
+  minSyncPeriodMs: 0,
+  syncPeriodMs: 60_000,
+  canaryPeriodMs: 60_000,
+  retry: { initialMs: 20, maxMs: 100 },
+  applier: new KernelApplier(),
+  readKernel: true,
+};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function addService(state: ClusterState, name: string, endpoints: string[]): void {

@@ -1,20 +1,20 @@
-import type { ClusterState } from '../../model/state.js';
-import type { ServiceKey } from '../../model/types.js';
-import { countedChunks } from '../counted.js';
-import { rebuiltForZone } from '../zone.js';
-import type { ProxyBackend, SyncOutcome } from '../../sync/backend.js';
-import { batches } from '../../kernel/exec.js';
 import { type IptablesTools, defaultIptablesTools, restoreTool, saveAll } from '../../kernel/iptables.js';
 import { IPSET_RESTORE } from '../../kernel/ipset.js';
 import { EMPTY_LIVE_RULES } from '../../kernel/syntax/iptables-save.js';
-import { runStep } from '../../kernel/tool.js';
+import type { Step } from '../../kernel/tool.js';
+import type { ClusterState } from '../../model/state.js';
+import type { ServiceKey } from '../../model/types.js';
+import type { Plan, PlanOptions, ProxyBackend } from '../backend.js';
 import { canaryChainsPresent } from '../shared/iptables-fixed.js';
-import { IptablesCompiler, type SyncPlan } from './compiler.js';
+import { rebuiltForZone } from '../zone.js';
+import { IptablesCompiler } from './compiler.js';
 import { parseLiveRules } from './live-rules.js';
-import { ipsetPlanAsComments } from './loopback-set.js';
 import type { IptablesOptions } from './options.js';
 
-/** The agent's iptables backend: the pure compiler plus iptables-save/-restore. */
+/**
+ * The agent's iptables backend: the pure compiler, iptables-save for a full sync's live rules, and plans of an
+ * `ipset restore` (flat layout) and an `iptables-restore --noflush`.
+ */
 export class IptablesBackend implements ProxyBackend {
   readonly name = 'iptables';
   private compiler: IptablesCompiler;
@@ -35,46 +35,27 @@ export class IptablesBackend implements ProxyBackend {
     if (rebuilt !== undefined) ({ options: this.options, compiler: this.compiler } = rebuilt);
   }
 
-
-  async sync(full: boolean, print?: (payload: Iterable<string>) => void): Promise<SyncOutcome> {
-    let plan: SyncPlan | undefined;
-    if (full) {
-      // A dry run never reads the machine: it shows the full sync onto a node without our rules.
-      const live = print ? EMPTY_LIVE_RULES : parseLiveRules(await saveAll(this.tools));
-      plan = this.compiler.planFull(live);
-    } else {
-      plan = this.compiler.planPartial();
+  async plan(full: boolean, { readKernel }: PlanOptions): Promise<Plan | undefined> {
+    const sync = full ? this.compiler.planFull(readKernel ? parseLiveRules(await saveAll(this.tools)) : EMPTY_LIVE_RULES) : this.compiler.planPartial();
+    if (sync === undefined) return undefined;
+    const { payload, ipset } = sync;
+    const steps: Step[] = [];
+    // The set first: rules never name a missing set or DNAT to an endpoint the set lacks.
+    if (ipset) steps.push({ kind: 'input', tool: IPSET_RESTORE, input: ipset.chunks, atomic: false });
+    if (payload.kind === 'full' || payload.length > 0) {
+      steps.push({ kind: 'input', tool: restoreTool(this.tools), input: payload.chunks, atomic: payload.atomic });
     }
-    if (plan === undefined) return { kind: 'none', bytes: 0, ruleTotals: {}, chainsDeleted: 0 };
-    const { payload } = plan;
-    // Counted while streamed, so the payload is generated once (again only for an error report).
-    const { chunks: counted, bytes } = countedChunks(payload.chunks);
-    const { ipset } = plan;
-    if (print) {
-      // Streamed like a restore: a 10,000-Service payload is never joined into one piece.
-      print(
-        (function* () {
-          if (ipset) yield* ipsetPlanAsComments(ipset);
-          yield* batches(counted);
-        })(),
-      );
-    } else {
-      try {
-        if (ipset) await runStep({ kind: 'input', tool: IPSET_RESTORE, input: ipset.chunks, atomic: false }, ipset.chunks);
-        if (payload.kind === 'full' || payload.length > 0) {
-          await runStep({ kind: 'input', tool: restoreTool(this.tools), input: payload.chunks, atomic: true }, counted);
-        }
-      } catch (e) {
-        plan.abort();
-        throw e;
-      }
-    }
-    plan.commit();
+    const { stats } = payload;
     return {
       kind: payload.kind,
-      bytes: bytes(),
-      ruleTotals: { nat: payload.stats.natRulesTotal, filter: payload.stats.filterRulesTotal },
-      chainsDeleted: payload.stats.chainsDeleted,
+      steps,
+      stats: {
+        ruleTotals: { nat: stats.natRulesTotal, filter: stats.filterRulesTotal },
+        rulesWritten: { nat: stats.natRulesWritten, filter: stats.filterRulesWritten },
+        deleted: stats.chainsDeleted,
+      },
+      commit: sync.commit,
+      abort: sync.abort,
     };
   }
 

@@ -1,5 +1,8 @@
+import { type IptablesTools, restoreTool, saveAll } from '../../kernel/iptables.js';
 import { parseIptablesSave } from '../../kernel/syntax/iptables-save.js';
-import { FIXED_CHAINS, KUBE_IPVS_FILTER, type Table, isPerServiceChain } from '../shared/iptables-fixed.js';
+import type { IPFamily } from '../../model/ip.js';
+import { type BackendCleanup, type CleanupStage, nothingToRemove } from '../backend.js';
+import { FIXED_CHAINS, KUBE_IPVS_FILTER, KUBE_LOOP_BACK, KUBE_LOOP_BACK_NEXT, type Table, isPerServiceChain } from '../shared/iptables-fixed.js';
 
 /**
  * `switchboard cleanup` for the iptables backend, as kube-proxy's cleanupLeftoversForFamily: unlink our chains
@@ -21,7 +24,7 @@ import { FIXED_CHAINS, KUBE_IPVS_FILTER, type Table, isPerServiceChain } from '.
 
 export const CLEANUP_TABLES: readonly Table[] = ['filter', 'nat', 'mangle'];
 
-export interface CleanupPlan {
+export interface RulesCleanup {
   /** The iptables-restore input (for `--noflush`), '' when there is nothing to remove. */
   readonly payload: string;
   /** Chains flushed and deleted, per table, in payload order. */
@@ -38,7 +41,7 @@ export function planCleanup(dump: string): string {
 }
 
 /** Pure: `dump` is `iptables-save` (or `ip6tables-save`) output of any tables. */
-export function planCleanupDetailed(dump: string): CleanupPlan {
+export function planCleanupDetailed(dump: string): RulesCleanup {
   const live = parseIptablesSave(dump);
   const scanned = scanDump(dump);
   const chainsDeleted = { filter: [], nat: [], mangle: [] } as Record<Table, string[]>;
@@ -167,7 +170,7 @@ function tokenize(spec: string): string[] {
 }
 
 /** "nat 7 chains, filter 6 chains, mangle 1 chain, 12 jumps from built-in chains", or '' when empty. */
-export function describeCleanup(plan: CleanupPlan): string {
+export function describeCleanup(plan: RulesCleanup): string {
   const parts: string[] = [];
   for (const table of CLEANUP_TABLES) {
     const n = plan.chainsDeleted[table].length;
@@ -177,4 +180,25 @@ export function describeCleanup(plan: CleanupPlan): string {
   const kept = CLEANUP_TABLES.flatMap((t) => plan.chainsKept[t].map((c) => `${t}/${c}`));
   if (kept.length > 0) parts.push(`flushed but kept (another agent's chain jumps to them): ${kept.join(' ')}`);
   return parts.join(', ');
+}
+
+/**
+ * `switchboard cleanup` of iptables rules (iptables mode's, and IPVS mode's, which live in the same chains):
+ * one stage per family, each one `iptables-restore --noflush` planned from that family's `iptables-save`. IPv6 is
+ * best effort as in kube-proxy: a node without ip6tables has no IPv6 rules of ours. `save` reads a dump.
+ */
+export function iptablesCleanup(toolsOf: (family: IPFamily) => IptablesTools, save: (tools: IptablesTools) => Promise<string> = saveAll): BackendCleanup {
+  const stage = (family: IPFamily): CleanupStage => ({
+    name: family,
+    bestEffort: family === 'IPv6',
+    async plan() {
+      const tools = toolsOf(family);
+      const plan = planCleanupDetailed(await save(tools));
+      if (plan.payload === '') return nothingToRemove();
+      const what = describeCleanup(plan);
+      // Each table's COMMIT is atomic; a re-run removes whatever an earlier table left.
+      return { steps: [{ kind: 'input', tool: restoreTool(tools), input: [plan.payload], atomic: false }], done: `removed ${what}`, wouldDo: `would remove ${what}` };
+    },
+  });
+  return { stages: [stage('IPv4'), stage('IPv6')], sets: [KUBE_LOOP_BACK, KUBE_LOOP_BACK_NEXT] };
 }

@@ -18,9 +18,14 @@ export interface RestorePayload {
   /** The whole text, joined on first use (tests, printing small payloads, error reports). */
   readonly text: string;
   readonly stats: PayloadStats;
+  /**
+   * One COMMIT: iptables-restore applies it whole or not at all. Each COMMIT (each table, each batch) is its
+   * own transaction, so a failure in a later one leaves the earlier ones applied.
+   */
+  readonly atomic: boolean;
 }
 
-function payloadOf(kind: 'full' | 'partial', chunks: Iterable<string>, stats: PayloadStats): RestorePayload {
+function payloadOf(kind: 'full' | 'partial', chunks: Iterable<string>, stats: PayloadStats, atomic: boolean): RestorePayload {
   let length: number | undefined;
   let joined: string | undefined;
   return {
@@ -38,6 +43,7 @@ function payloadOf(kind: 'full' | 'partial', chunks: Iterable<string>, stats: Pa
       return joined;
     },
     stats,
+    atomic,
   };
 }
 
@@ -100,7 +106,7 @@ export function planFull(fragments: readonly ServiceFragment[], opts: IptablesOp
   function* generate(): Generator<string> {
     yield* filter;
     if (single) {
-      // One atomic transaction, as kube-proxy writes it.
+      // All of nat in one transaction, as kube-proxy writes it.
       yield '*nat\n';
       for (const name of FIXED_CHAINS.nat) yield chainLine(name);
       for (const f of fragments) for (const name of written(f)) yield chainLine(name);
@@ -129,7 +135,7 @@ export function planFull(fragments: readonly ServiceFragment[], opts: IptablesOp
     chainsDeleted: stale.length,
     natRulesTotal: natRules,
     filterRulesTotal: filterTotal,
-  });
+  }, false);
 }
 
 /**
@@ -293,12 +299,12 @@ export function planPartial(
     chainsWritten: declared - removals.length,
     chainsDeleted: removals.length,
     ...totals,
-  });
+  }, parts.filter((p) => p === 'COMMIT\n').length === 1);
 }
 
 /** A partial payload with nothing in it, for a sync whose only change is elsewhere (the loop-back set). */
 export function emptyPartial(totals: { natRulesTotal: number; filterRulesTotal: number }): RestorePayload {
-  return payloadOf('partial', [], { natRulesWritten: 0, filterRulesWritten: 0, chainsWritten: 0, chainsDeleted: 0, ...totals });
+  return payloadOf('partial', [], { natRulesWritten: 0, filterRulesWritten: 0, chainsWritten: 0, chainsDeleted: 0, ...totals }, true);
 }
 
 function diffSharedChain(before: readonly string[] = [], after: readonly string[] = [], out: string[]): number {

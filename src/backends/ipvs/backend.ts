@@ -4,15 +4,15 @@ import { type IptablesTools, defaultIptablesTools, restoreTool, saveAll } from '
 import { IPSET_RESTORE } from '../../kernel/ipset.js';
 import { IPVSADM_RESTORE } from '../../kernel/ipvsadm.js';
 import { EMPTY_LIVE_RULES, type LiveRules, parseIptablesSave } from '../../kernel/syntax/iptables-save.js';
-import { type Step, runStep } from '../../kernel/tool.js';
+import type { Step } from '../../kernel/tool.js';
 import type { ClusterState } from '../../model/state.js';
 import type { ServiceKey } from '../../model/types.js';
-import type { ProxyBackend, SyncOutcome } from '../../sync/backend.js';
+import type { Plan, PlanOptions, ProxyBackend } from '../backend.js';
 import { canaryChainsPresent, countLines } from '../shared/iptables-fixed.js';
 import { rebuiltForZone } from '../zone.js';
 import { readConnectionCounts, readDeviceAddresses, readIpvsTable, readSets, requireIpvs, setSysctls } from './live.js';
 import { IpvsCompiler } from './compiler.js';
-import type { IpvsTable, VirtualServer, VirtualServerKey } from './ipvsadm.js';
+import type { ConnectionCounts, IpvsTable, VirtualServer, VirtualServerKey } from './ipvsadm.js';
 import type { IpvsOptions } from './options.js';
 import { type IpvsDesired, type IpvsKernelState, type IpvsPlan, KUBE_IPVS0, UNKNOWN_KERNEL_STATE, needsCounts, planIpvs } from './plan.js';
 import { KUBE_IPVS_IPS, ipvsRulesPayload } from './rules.js';
@@ -46,35 +46,49 @@ export class IpvsBackend implements ProxyBackend {
   }
 
 
-  async sync(full: boolean, print?: (payload: Iterable<string>) => void): Promise<SyncOutcome> {
+  async plan(full: boolean, { readKernel }: PlanOptions): Promise<Plan | undefined> {
     const desired = this.compiler.desired();
     const family = this.options.family;
-    if (print) {
+    let observed: IpvsKernelState;
+    let live: LiveRules | undefined;
+    let counts: ConnectionCounts;
+    if (readKernel) {
+      if (!this.prepared) {
+        await requireIpvs();
+        await setSysctls();
+        this.prepared = true;
+      }
+      observed = full ? await readKernelState(family, desired.addresses) : this.applied;
+      live = full ? parseIptablesSave(await saveAll(this.iptables)) : undefined;
+      counts = await readConnectionCounts(needsCounts(desired, observed));
+    } else {
       // A dry run never reads the machine: a full sync shows everything as if onto a node without our state.
-      const plan = planIpvs(desired, full ? UNKNOWN_KERNEL_STATE : this.applied, new Map(), family, (b) =>
-        ipvsRulesPayload(b, full ? EMPTY_LIVE_RULES : undefined),
-      );
-      this.applied = plan.after;
-      if (plan.empty) return none();
-      print([ipvsPlanText(plan)]);
-      return outcome(full, plan);
+      observed = full ? UNKNOWN_KERNEL_STATE : this.applied;
+      live = full ? EMPTY_LIVE_RULES : undefined;
+      counts = new Map();
     }
-    if (!this.prepared) {
-      await requireIpvs();
-      await setSysctls();
-      this.prepared = true;
-    }
-    const observed = full ? await readKernelState(family, desired.addresses) : this.applied;
-    const live = full ? parseIptablesSave(await saveAll(this.iptables)) : undefined;
-    const plan = await planAgainst(desired, observed, family, live);
+    const plan = planIpvs(desired, observed, counts, family, (b) => ipvsRulesPayload(b, live));
     if (plan.empty) {
       this.applied = plan.after;
-      return none();
+      return undefined;
     }
-    this.applied = UNKNOWN_KERNEL_STATE;
-    await applyPlan(plan, this.iptables, (e) => withUnappliedLines(e, desired, family));
-    this.applied = plan.after;
-    return outcome(full, plan);
+    const body = plan.after.rulesBody;
+    return {
+      kind: full ? 'full' : 'partial',
+      steps: ipvsSteps(plan, this.iptables, (e) => withUnappliedLines(e, desired, family)),
+      stats: {
+        ruleTotals: body === undefined ? {} : { nat: countLines(body.nat), filter: countLines(body.filter) },
+        rulesWritten: {},
+        deleted: 0,
+      },
+      commit: () => {
+        this.applied = plan.after;
+      },
+      // Whatever part of it took effect, the next (full) sync reads the kernel again.
+      abort: () => {
+        this.applied = UNKNOWN_KERNEL_STATE;
+      },
+    };
   }
 
   async canaryPresent(): Promise<boolean> {
@@ -85,21 +99,6 @@ export class IpvsBackend implements ProxyBackend {
   get serviceCount(): number {
     return this.compiler.serviceCount;
   }
-}
-
-function none(): SyncOutcome {
-  return { kind: 'none', bytes: 0, ruleTotals: {}, chainsDeleted: 0 };
-}
-
-function outcome(full: boolean, plan: IpvsPlan): SyncOutcome {
-  const body = plan.after.rulesBody;
-  const bytes = [plan.ipsetAdds, plan.rules ?? '', plan.addressAdds, plan.ipvsadm, plan.addressDels, plan.ipsetDels].reduce((n, s) => n + s.length, 0);
-  return {
-    kind: full ? 'full' : 'partial',
-    bytes,
-    ruleTotals: body === undefined ? {} : { nat: countLines(body.nat), filter: countLines(body.filter) },
-    chainsDeleted: 0,
-  };
 }
 
 /**
@@ -121,26 +120,20 @@ async function readKernelState(family: IpvsOptions['family'], wanted: ReadonlySe
   return { table, addresses, sets, rulesBody: undefined };
 }
 
-/** The plan from `observed`, with the connection counters it needs read first (`live`: see ipvsRulesPayload). */
-async function planAgainst(desired: IpvsDesired, observed: IpvsKernelState, family: IpvsOptions['family'], live: LiveRules | undefined): Promise<IpvsPlan> {
-  const counts = await readConnectionCounts(needsCounts(desired, observed));
-  return planIpvs(desired, observed, counts, family, (b) => ipvsRulesPayload(b, live));
-}
-
 /**
  * In the order that never leaves a rule or virtual server pointing at something missing. A refused
  * `ipvsadm -R` is rethrown as `explain` makes it (the input does not say which line failed).
  */
-async function applyPlan(plan: IpvsPlan, iptables: IptablesTools, explain: (e: ToolError) => Promise<ToolError>): Promise<void> {
+function ipvsSteps(plan: IpvsPlan, iptables: IptablesTools, explain: (e: ToolError) => Promise<ToolError>): Step[] {
   const steps: Step[] = [];
   if (plan.createDevice) steps.push({ kind: 'command', tool: addDummyLinkTool(KUBE_IPVS0) });
   steps.push({ kind: 'input', tool: IPSET_RESTORE, input: [plan.ipsetAdds], atomic: false });
   if (plan.rules !== undefined) steps.push({ kind: 'input', tool: restoreTool(iptables), input: [plan.rules], atomic: true });
   steps.push({ kind: 'input', tool: IP_BATCH, input: [plan.addressAdds], atomic: false });
   steps.push({ kind: 'input', tool: IPVSADM_RESTORE, input: [plan.ipvsadm], atomic: false, explain });
-  steps.push({ kind: 'input', tool: IP_BATCH, input: [plan.addressDels], atomic: false });
-  steps.push({ kind: 'input', tool: IPSET_RESTORE, input: [plan.ipsetDels], atomic: false });
-  for (const step of steps) await runStep(step, step.kind === 'input' ? step.input : []);
+  if (plan.addressDels !== '') steps.push({ kind: 'input', tool: IP_BATCH, input: [plan.addressDels], atomic: false });
+  if (plan.ipsetDels !== '') steps.push({ kind: 'input', tool: IPSET_RESTORE, input: [plan.ipsetDels], atomic: false });
+  return steps;
 }
 
 /**
@@ -149,27 +142,11 @@ async function applyPlan(plan: IpvsPlan, iptables: IptablesTools, explain: (e: T
  */
 async function withUnappliedLines(e: ToolError, desired: IpvsDesired, family: IpvsOptions['family']): Promise<ToolError> {
   try {
-    const again = await planAgainst(desired, await readKernelState(family, desired.addresses), family, undefined);
+    const observed = await readKernelState(family, desired.addresses);
+    const again = planIpvs(desired, observed, await readConnectionCounts(needsCounts(desired, observed)), family, (b) => ipvsRulesPayload(b, undefined));
     const lines = again.ipvsadm.split('\n').filter((l) => l !== '');
     return e.withOffendingLines(lines.slice(0, 20).map((l) => `not applied: ${l}`));
   } catch {
     return e;
   }
-}
-
-/**
- * The inputs of one sync as `compile --backend ipvs` and `run --dry-run` print them: one section per tool, in
- * the order they are applied, each headed by a `#### <command>` line; the text between two headers is that
- * tool's input verbatim.
- */
-export function ipvsPlanText(plan: IpvsPlan): string {
-  const sections: string[] = [];
-  if (plan.createDevice) sections.push(`#### ip link add ${KUBE_IPVS0} type dummy\n`);
-  sections.push(`#### ipset restore -exist\n${plan.ipsetAdds}`);
-  if (plan.rules !== undefined) sections.push(`#### iptables-restore --noflush\n${plan.rules}`);
-  sections.push(`#### ip -batch -\n${plan.addressAdds}`);
-  sections.push(`#### ipvsadm -R\n${plan.ipvsadm}`);
-  if (plan.addressDels !== '') sections.push(`#### ip -batch -\n${plan.addressDels}`);
-  if (plan.ipsetDels !== '') sections.push(`#### ipset restore -exist\n${plan.ipsetDels}`);
-  return sections.join('');
 }

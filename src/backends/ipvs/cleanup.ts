@@ -1,41 +1,40 @@
 import { deleteLinkTool } from '../../kernel/ip.js';
 import { listIpsets } from '../../kernel/ipset.js';
 import { IPVSADM_RESTORE } from '../../kernel/ipvsadm.js';
-import { runStep } from '../../kernel/tool.js';
-import { readDeviceAddresses, readIpvsTable, readSets } from './live.js';
+import type { Step } from '../../kernel/tool.js';
+import { type BackendCleanup, nothingToRemove } from '../backend.js';
+import { KUBE_LOOP_BACK } from '../shared/iptables-fixed.js';
 import { deleteVirtualServer } from './ipvsadm.js';
+import { readDeviceAddresses, readIpvsTable, readSets } from './live.js';
 import { KUBE_IPVS0 } from './plan.js';
-import { KUBE_IPVS_IPS } from './rules.js';
-
-export interface IpvsCleanup {
-  /** For cleanup's one-line summary, e.g. "ipvs: removed 3 virtual servers and kube-ipvs0". */
-  readonly summary: string;
-  /** What a dry run would run, as labelled tool inputs; '' otherwise. */
-  readonly printed: string;
-}
+import { KUBE_CLUSTER_IP, KUBE_IPVS_IPS } from './rules.js';
 
 /**
- * Removes IPVS mode's virtual servers and kube-ipvs0. Ours are the virtual servers on addresses bound to
- * kube-ipvs0 or recorded in KUBE-IPVS-IPS; anyone else's IPVS services stay. With neither the device nor the
- * set there is nothing of ours, and ipvsadm is not even run (a kernel without IPVS is the common case for
- * iptables users).
+ * Removes IPVS mode's virtual servers and kube-ipvs0 (its iptables rules go with the iptables cleanup, its sets
+ * with the ipsets). Ours are the virtual servers on addresses bound to kube-ipvs0 or recorded in KUBE-IPVS-IPS;
+ * anyone else's IPVS services stay. With neither the device nor the set there is nothing of ours, and ipvsadm is
+ * not even run (a kernel without IPVS is the common case for iptables users).
  */
-export async function cleanupIpvs(dryRun: boolean): Promise<IpvsCleanup> {
-  const v4 = await readDeviceAddresses('IPv4');
-  const v6 = v4 === undefined ? undefined : await readDeviceAddresses('IPv6');
-  const recorded = (await listIpsets())?.includes(KUBE_IPVS_IPS) === true ? (await readSets()).get(KUBE_IPVS_IPS) : undefined;
-  if (v4 === undefined && recorded === undefined) return { summary: 'ipvs: nothing to remove', printed: '' };
-  const addresses = new Set([...(v4 ?? []), ...(v6 ?? []), ...(recorded ?? [])]);
-  const table = await readIpvsTable();
-  const ours = [...table.virtualServers.values()].filter((vs) => addresses.has(vs.address)).map((vs) => vs.key).sort();
-  const input = ours.map(deleteVirtualServer).join('');
-  const device = v4 === undefined ? '' : ` and ${KUBE_IPVS0}`;
-  const what = `${ours.length} virtual server${ours.length === 1 ? '' : 's'}${device}`;
-  if (dryRun) {
-    const printed = (input === '' ? '' : `#### ipvsadm -R\n${input}`) + (v4 === undefined ? '' : `#### ip link del ${KUBE_IPVS0}\n`);
-    return { summary: `ipvs: would remove ${what}`, printed };
-  }
-  await runStep({ kind: 'input', tool: IPVSADM_RESTORE, input: [input], atomic: false }, [input]);
-  if (v4 !== undefined) await runStep({ kind: 'command', tool: deleteLinkTool(KUBE_IPVS0) }, []);
-  return { summary: `ipvs: removed ${what}`, printed: '' };
-}
+export const IPVS_CLEANUP: BackendCleanup = {
+  stages: [
+    {
+      name: 'ipvs',
+      bestEffort: false,
+      async plan() {
+        const v4 = await readDeviceAddresses('IPv4');
+        const v6 = v4 === undefined ? undefined : await readDeviceAddresses('IPv6');
+        const recorded = (await listIpsets())?.includes(KUBE_IPVS_IPS) === true ? (await readSets()).get(KUBE_IPVS_IPS) : undefined;
+        if (v4 === undefined && recorded === undefined) return nothingToRemove();
+        const addresses = new Set([...(v4 ?? []), ...(v6 ?? []), ...(recorded ?? [])]);
+        const table = await readIpvsTable();
+        const ours = [...table.virtualServers.values()].filter((vs) => addresses.has(vs.address)).map((vs) => vs.key).sort();
+        const steps: Step[] = [];
+        if (ours.length > 0) steps.push({ kind: 'input', tool: IPVSADM_RESTORE, input: [ours.map(deleteVirtualServer).join('')], atomic: false });
+        if (v4 !== undefined) steps.push({ kind: 'command', tool: deleteLinkTool(KUBE_IPVS0) });
+        const what = `${ours.length} virtual server${ours.length === 1 ? '' : 's'}${v4 === undefined ? '' : ` and ${KUBE_IPVS0}`}`;
+        return { steps, done: `removed ${what}`, wouldDo: `would remove ${what}` };
+      },
+    },
+  ],
+  sets: [KUBE_CLUSTER_IP, KUBE_LOOP_BACK, KUBE_IPVS_IPS],
+};

@@ -1,10 +1,8 @@
+import { NFT_APPLY, listChain, listNames } from '../../kernel/nft.js';
+import type { IPFamily } from '../../model/ip.js';
 import type { ClusterState } from '../../model/state.js';
 import type { ServiceKey } from '../../model/types.js';
-import type { ProxyBackend, SyncOutcome } from '../../sync/backend.js';
-import type { IPFamily } from '../../model/ip.js';
-import { NFT_APPLY, listChain, listNames } from '../../kernel/nft.js';
-import { runStep } from '../../kernel/tool.js';
-import { countedChunks } from '../counted.js';
+import type { Plan, PlanOptions, ProxyBackend } from '../backend.js';
 import { rebuiltForZone } from '../zone.js';
 import { type LiveTable, NO_TABLE, NftablesCompiler } from './compiler.js';
 import { TABLE_NAME, type NftablesOptions } from './options.js';
@@ -33,22 +31,16 @@ export class NftablesBackend implements ProxyBackend {
     if (rebuilt !== undefined) ({ options: this.options, compiler: this.compiler } = rebuilt);
   }
 
-  async sync(full: boolean, print?: (payload: Iterable<string>) => void): Promise<SyncOutcome> {
-    // A dry run never reads the machine: its full sync is onto a node without our table.
-    const plan = full ? this.compiler.planFull(print ? NO_TABLE : await readLiveTable(this.options.family)) : this.compiler.planPartial();
-    if (plan === undefined) return { kind: 'none', bytes: 0, ruleTotals: {}, chainsDeleted: 0 };
-    const { chunks: counted, bytes } = countedChunks(plan.chunks);
-    if (print) print(counted);
-    else {
-      try {
-        await runStep({ kind: 'input', tool: NFT_APPLY, input: plan.chunks, atomic: true }, counted);
-      } catch (e) {
-        plan.abort();
-        throw e;
-      }
-    }
-    plan.commit();
-    return { kind: plan.kind, bytes: bytes(), ruleTotals: {}, chainsDeleted: plan.deleted };
+  async plan(full: boolean, { readKernel }: PlanOptions): Promise<Plan | undefined> {
+    const sync = full ? this.compiler.planFull(readKernel ? await readLiveTable(this.options.family) : NO_TABLE) : this.compiler.planPartial();
+    if (sync === undefined) return undefined;
+    return {
+      kind: sync.kind,
+      steps: [{ kind: 'input', tool: NFT_APPLY, input: sync.chunks, atomic: true }],
+      stats: { ruleTotals: {}, rulesWritten: {}, deleted: sync.deleted },
+      commit: sync.commit,
+      abort: sync.abort,
+    };
   }
 
   /** nftables needs no canary chain (no one flushes a private table by accident), but `flush ruleset` happens. */
