@@ -1,6 +1,7 @@
 // Plan steps: what a backend asks the kernel to do, as data. An applier runs them (sync/applier.ts), prints
 // them (dry run) or applies them to fakes (tests); the backend never runs a tool to apply its own plan.
 import { type ToolCall, ToolError, runTool } from './exec.js';
+import { type NftTransaction, renderTransaction } from './syntax/nft.js';
 
 /** A kernel tool as plan steps name it. */
 export interface Tool {
@@ -33,6 +34,8 @@ export function textTool(t: Omit<Tool, 'comments' | 'stderrFails'> & Partial<Pic
 export type Step =
   /** The tool reads `input` on stdin; an empty input runs nothing (and still prints, as an empty section). */
   | { readonly kind: 'input'; readonly tool: Tool; readonly input: Iterable<string>; readonly atomic: boolean; readonly explain?: Explain }
+  /** One `nft -f -` transaction as typed operations, rendered while it streams (all or nothing). */
+  | { readonly kind: 'nft'; readonly tool: Tool; readonly transaction: NftTransaction }
   /** A command without input (its label is the whole command). */
   | { readonly kind: 'command'; readonly tool: Tool };
 
@@ -44,6 +47,8 @@ export function stepInput(step: Step): Iterable<string> {
   switch (step.kind) {
     case 'input':
       return step.input;
+    case 'nft':
+      return { [Symbol.iterator]: () => renderTransaction(step.transaction) };
     case 'command':
       return [];
   }
@@ -51,7 +56,7 @@ export function stepInput(step: Step): Iterable<string> {
 
 /** Whether the step, once it fails, has left the kernel as it was. */
 export function stepAtomic(step: Step): boolean {
-  return step.kind === 'command' || step.atomic;
+  return step.kind !== 'input' || step.atomic;
 }
 
 /**

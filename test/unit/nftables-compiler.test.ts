@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { NftablesCompiler } from '../../src/backends/nftables/compiler.js';
+import { NftablesCompiler, type NftSyncPlan } from '../../src/backends/nftables/compiler.js';
 import { nftHash } from '../../src/backends/nftables/names.js';
-import { defaultNftablesOptions } from '../../src/backends/nftables/options.js';
+import { defaultNftablesOptions, ourTable } from '../../src/backends/nftables/options.js';
+import { renderTransaction } from '../../src/kernel/syntax/nft.js';
 import { ClusterState } from '../../src/model/state.js';
 import { setObject } from '../support/compile.js';
 import { type K8sObject, endpointSlice, service } from '../support/objects.js';
@@ -24,12 +25,15 @@ function setup(objects: K8sObject[]): { state: ClusterState; compiler: NftablesC
   return { state, compiler };
 }
 
+/** A plan's transaction as nft reads it. */
+const text = (plan: NftSyncPlan): string => [...renderTransaction({ table: ourTable('IPv4'), ops: plan.ops })].join('');
+
 /** The next partial transaction's lines (committed), or undefined when there is nothing to write. */
 function partial(compiler: NftablesCompiler, state: ClusterState): string[] | undefined {
   compiler.update(state, state.takeChanges());
   const plan = compiler.planPartial();
   plan?.commit();
-  return plan === undefined ? undefined : [...plan.chunks].join('').trimEnd().split('\n');
+  return plan === undefined ? undefined : text(plan).trimEnd().split('\n');
 }
 
 const Q = 'ip kube-proxy';
@@ -122,13 +126,13 @@ describe('nftables partial syncs', () => {
     compiler.update(state, state.takeChanges());
     const live = { chains: ['services', 'lb-tcp-1', 'lb-tcp-7', 'service-AAAAAAAA-old/gone/tcp/http', 'someone-elses'], sets: ['affinity-BBBBBBBB-old/gone/tcp/http__10.0.0.1/80'] };
     const first = compiler.planFull(live);
-    const text = [...first.chunks].join('');
+    const written = text(first);
     first.commit();
-    expect(text).toContain(`flush chain ${Q} lb-tcp-7\n`);
-    expect(text).toContain(`flush chain ${Q} service-AAAAAAAA-old/gone/tcp/http\n`);
-    expect(text).not.toContain('someone-elses');
-    expect(text).not.toContain('delete ');
-    const second = [...compiler.planFull(live).chunks].join('');
+    expect(written).toContain(`flush chain ${Q} lb-tcp-7\n`);
+    expect(written).toContain(`flush chain ${Q} service-AAAAAAAA-old/gone/tcp/http\n`);
+    expect(written).not.toContain('someone-elses');
+    expect(written).not.toContain('delete ');
+    const second = text(compiler.planFull(live));
     expect(second).toContain(`delete chain ${Q} lb-tcp-7\n`);
     expect(second).toContain(`delete chain ${Q} service-AAAAAAAA-old/gone/tcp/http\n`);
     expect(second).toContain(`delete set ${Q} affinity-BBBBBBBB-old/gone/tcp/http__10.0.0.1/80\n`);

@@ -1,4 +1,5 @@
 import { type IptablesTools, restoreTool, saveAll } from '../../kernel/iptables.js';
+import { declareChain, deleteChain, deleteRule, transaction } from '../../kernel/syntax/iptables-restore.js';
 import { parseIptablesSave } from '../../kernel/syntax/iptables-save.js';
 import type { IPFamily } from '../../model/ip.js';
 import { type BackendCleanup, type CleanupStage, nothingToRemove } from '../backend.js';
@@ -70,7 +71,7 @@ export function planCleanupDetailed(dump: string): RulesCleanup {
       }
       const target = ruleTarget(rule.spec);
       if (target === undefined || !ourSet.has(target)) continue;
-      if (info.builtin.has(rule.chain)) deletes.push(`-D ${rule.chain} ${rule.spec}\n`);
+      if (info.builtin.has(rule.chain)) deletes.push(deleteRule(rule.chain, rule.spec));
       else referencedByForeign.add(target);
     }
 
@@ -80,18 +81,18 @@ export function planCleanupDetailed(dump: string): RulesCleanup {
       if (referencedByForeign.has(chain)) {
         // Already empty: nothing to do, so a second cleanup stays a no-op.
         if (!withRules.has(chain)) continue;
-        flushes.push(`:${chain} - [0:0]\n`);
+        flushes.push(declareChain(chain));
         chainsKept[table].push(chain);
       } else {
-        flushes.push(`:${chain} - [0:0]\n`);
-        removals.push(`-X ${chain}\n`);
+        flushes.push(declareChain(chain));
+        removals.push(deleteChain(chain));
         chainsDeleted[table].push(chain);
       }
     }
     if (flushes.length + deletes.length === 0) continue;
     jumpsDeleted += deletes.length;
     // Flush (chain lines) and unlink before -X: a chain can only be deleted once nothing refers to it.
-    sections.push(`*${table}\n`, ...flushes, ...deletes, ...removals, 'COMMIT\n');
+    sections.push(...transaction(table, flushes, deletes, removals));
   }
   return { payload: sections.join(''), chainsDeleted, chainsKept, jumpsDeleted };
 }

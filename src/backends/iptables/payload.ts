@@ -1,3 +1,13 @@
+import {
+  appendRule,
+  declareChain,
+  deleteChain,
+  deleteRule,
+  groupedByChains,
+  insertRule,
+  slices,
+  transaction,
+} from '../../kernel/syntax/iptables-restore.js';
 import type { LiveRules } from '../../kernel/syntax/iptables-save.js';
 import { FIXED_CHAINS, KUBE_SERVICES, NODEPORTS_TAIL_RULE, countLines, fixedRules, isPerServiceChain, missingJumps } from '../shared/iptables-fixed.js';
 import type { ServiceFragment } from './fragment.js';
@@ -58,16 +68,12 @@ export interface PayloadStats {
   readonly filterRulesTotal: number;
 }
 
-const chainLine = (name: string): string => `:${name} - [0:0]\n`;
-
 /**
  * A full sync: every fixed chain and every Service's chains declared and rewritten, stale per-service chains
  * (present in `live`, no longer wanted) flushed and deleted, and missing built-in jumps prepended. Chains it
  * does not declare, and so other agents' rules, are untouched under `--noflush`.
  */
 export function planFull(fragments: readonly ServiceFragment[], opts: IptablesOptions, live: LiveRules): RestorePayload {
-  const filter: string[] = ['*filter\n'];
-  for (const name of FIXED_CHAINS.filter) filter.push(chainLine(name));
   const liveNat = live.chains.get('nat') ?? new Set<string>();
   // Chain names are unique across Services (their hash covers namespace, name and port), so counting suffices;
   // a set of the wanted names (110,000 at 10,000 x 10) is built only from the live ones, to find the stale.
@@ -76,56 +82,62 @@ export function planFull(fragments: readonly ServiceFragment[], opts: IptablesOp
   const stale = staleChains(fragments, liveNat);
   const held = heldVerbatim(fragments, opts, live);
   /** The chains this sync writes: all wanted ones except those the kernel already holds verbatim. */
-  const written = (f: ServiceFragment): Iterable<string> =>
+  const written = (f: ServiceFragment): string[] | IterableIterator<string> =>
     held.size === 0 ? f.natChains.keys() : [...f.natChains.keys()].filter((name) => !held.has(name));
 
   const filterFixed = fixedRules('filter', fixedRulesOptions(opts));
-  for (const rule of filterFixed) filter.push(`${rule}\n`);
   let filterServiceRules = 0;
-  for (const f of fragments) {
-    for (const rule of f.filterServiceRules) filter.push(`-A ${KUBE_SERVICES} ${rule}\n`);
-    filterServiceRules += f.filterServiceRules.length;
-  }
+  for (const f of fragments) filterServiceRules += f.filterServiceRules.length;
   const filterJumps = missingJumps('filter', live);
-  filter.push(...filterJumps, 'COMMIT\n');
-
   const natFixed = fixedRules('nat', fixedRulesOptions(opts));
   const natJumps = missingJumps('nat', live);
   let natRules = natFixed.length + 1;
   for (const f of fragments) natRules += f.natRuleCount;
-  const natShared = (out: string[]): void => {
-    for (const rule of natFixed) out.push(`${rule}\n`);
-    for (const f of fragments) for (const rule of f.natServiceRules) out.push(`-A ${KUBE_SERVICES} ${rule}\n`);
-    out.push(`${NODEPORTS_TAIL_RULE}\n`);
-  };
+  /** The fixed nat chains' rules and KUBE-SERVICES, whose last rule jumps to the NodePorts chain. */
+  function* natShared(): Generator<string> {
+    for (const rule of natFixed) yield `${rule}\n`;
+    for (const f of fragments) for (const rule of f.natServiceRules) yield appendRule(KUBE_SERVICES, rule);
+    yield `${NODEPORTS_TAIL_RULE}\n`;
+  }
 
   const limit = opts.maxChainsPerTransaction;
   const single = wanted - held.size + stale.length <= limit;
   // Generated on each iteration rather than stored: the pieces of a 10,000-Service sync (endpoint chains
   // rendered from their facts) live only while the restore reads them.
   function* generate(): Generator<string> {
-    yield* filter;
+    yield* transaction(
+      'filter',
+      FIXED_CHAINS.filter.map(declareChain),
+      filterFixed.map((rule) => `${rule}\n`),
+      (function* () {
+        for (const f of fragments) for (const rule of f.filterServiceRules) yield appendRule(KUBE_SERVICES, rule);
+      })(),
+      filterJumps,
+    );
     if (single) {
       // All of nat in one transaction, as kube-proxy writes it.
-      yield '*nat\n';
-      for (const name of FIXED_CHAINS.nat) yield chainLine(name);
-      for (const f of fragments) for (const name of written(f)) yield chainLine(name);
-      for (const name of stale) yield chainLine(name);
-      const shared: string[] = [];
-      natShared(shared);
-      yield* shared;
-      // Endpoint chains are rendered here, once: by name lookup only when some chains are skipped.
-      for (const f of fragments) {
-        if (held.size === 0) yield* f.natChains.values();
-        else for (const name of written(f)) yield f.natChains.get(name)!;
-      }
-      for (const name of stale) yield `-X ${name}\n`;
-      yield* natJumps;
-      yield 'COMMIT\n';
+      yield* transaction(
+        'nat',
+        FIXED_CHAINS.nat.map(declareChain),
+        (function* () {
+          for (const f of fragments) for (const name of written(f)) yield declareChain(name);
+        })(),
+        stale.map(declareChain),
+        natShared(),
+        // Endpoint chains are rendered here, once: by name lookup only when some chains are skipped.
+        (function* () {
+          for (const f of fragments) {
+            if (held.size === 0) yield* f.natChains.values();
+            else for (const name of written(f)) yield f.natChains.get(name)!;
+          }
+        })(),
+        stale.map(deleteChain),
+        natJumps,
+      );
     } else {
       yield* batchedNat(fragments, written, stale, liveNat, natShared, natJumps, limit);
     }
-    yield `*mangle\n${chainLine(FIXED_CHAINS.mangle[0]!)}COMMIT\n`;
+    yield* transaction('mangle', FIXED_CHAINS.mangle.map(declareChain));
   }
   const filterTotal = filterFixed.length + filterServiceRules;
   return payloadOf('full', { [Symbol.iterator]: generate }, {
@@ -151,43 +163,24 @@ function* batchedNat(
   written: (f: ServiceFragment) => Iterable<string>,
   stale: readonly string[],
   liveNat: ReadonlySet<string>,
-  natShared: (out: string[]) => void,
+  natShared: () => Iterable<string>,
   natJumps: readonly string[],
   limit: number,
 ): Generator<string> {
   const missingFixed = FIXED_CHAINS.nat.filter((c) => !liveNat.has(c));
-  if (missingFixed.length > 0) yield* ['*nat\n', ...missingFixed.map(chainLine), 'COMMIT\n'];
-  let group: { f: ServiceFragment; names: string[] }[] = [];
-  let chains = 0;
-  function* flush(): Generator<string> {
-    if (group.length === 0) return;
-    yield '*nat\n';
-    for (const { names } of group) for (const name of names) yield chainLine(name);
-    for (const { f, names } of group) for (const name of names) yield f.natChains.get(name)!;
-    yield 'COMMIT\n';
-    group = [];
-    chains = 0;
-  }
-  for (const f of fragments) {
-    const names = [...written(f)];
-    if (names.length === 0) continue;
-    group.push({ f, names });
-    chains += names.length;
-    if (chains >= limit) yield* flush();
-  }
-  yield* flush();
-  for (let i = 0; i < stale.length; i += limit) {
-    yield* ['*nat\n', ...stale.slice(i, i + limit).map(chainLine), 'COMMIT\n'];
-  }
-  yield '*nat\n';
-  yield* FIXED_CHAINS.nat.map(chainLine);
-  const shared: string[] = [];
-  natShared(shared);
-  yield* shared;
-  yield* [...natJumps, 'COMMIT\n'];
-  for (let i = 0; i < stale.length; i += limit) {
-    yield* ['*nat\n', ...stale.slice(i, i + limit).map((c) => `-X ${c}\n`), 'COMMIT\n'];
-  }
+  if (missingFixed.length > 0) yield* transaction('nat', missingFixed.map(declareChain));
+  const units = (function* () {
+    for (const f of fragments) yield { f, names: [...written(f)] };
+  })();
+  yield* writeGroups(groupedByChains(units, (u) => u.names.length, limit), (u) => u.names.map(declareChain), (u) => u.names.map((name) => u.f.natChains.get(name)!));
+  for (const some of slices(stale, limit)) yield* transaction('nat', some.map(declareChain));
+  yield* transaction('nat', FIXED_CHAINS.nat.map(declareChain), natShared(), natJumps);
+  for (const some of slices(stale, limit)) yield* transaction('nat', some.map(deleteChain));
+}
+
+/** One nat transaction per group: every unit's declarations, then every unit's rules. */
+function* writeGroups<T>(groups: Iterable<T[]>, declarations: (unit: T) => Iterable<string>, bodies: (unit: T) => Iterable<string>): Generator<string> {
+  for (const group of groups) yield* transaction('nat', group.flatMap((u) => [...declarations(u)]), group.flatMap((u) => [...bodies(u)]));
 }
 
 /** Per-service chains `liveNat` holds that no fragment declares, sorted. */
@@ -233,7 +226,7 @@ export function planPartial(
   limit = Infinity,
 ): RestorePayload | undefined {
   /** Per Service: chains to (re)write, as declarations and bodies, and chains to remove. */
-  const writes: { decl: string[]; bodies: string[] }[] = [];
+  const writes: { names: string[]; bodies: string[] }[] = [];
   const removals: string[] = [];
   const natEdits: string[] = [];
   const filterEdits: string[] = [];
@@ -244,15 +237,15 @@ export function planPartial(
     const before = applied.get(key);
     const after = wanted.get(key);
     if (before === after) continue;
-    const w = { decl: [] as string[], bodies: [] as string[] };
+    const w = { names: [] as string[], bodies: [] as string[] };
     for (const [name, body] of after?.natChains ?? []) {
       if (before?.natChains.get(name) === body) continue;
-      w.decl.push(chainLine(name));
+      w.names.push(name);
       w.bodies.push(body);
       natRules += countLines(body);
     }
-    if (w.decl.length > 0) writes.push(w);
-    declared += w.decl.length;
+    if (w.names.length > 0) writes.push(w);
+    declared += w.names.length;
     for (const name of before?.natChains.keys() ?? []) if (!after?.natChains.has(name)) removals.push(name);
     natRules += diffSharedChain(before?.natServiceRules, after?.natServiceRules, natEdits);
     filterRules += diffSharedChain(before?.filterServiceRules, after?.filterServiceRules, filterEdits);
@@ -260,38 +253,31 @@ export function planPartial(
   declared += removals.length;
   if (declared + natEdits.length + filterEdits.length === 0) return undefined;
   const parts: string[] = [];
-  if (filterEdits.length > 0) parts.push('*filter\n', ...filterEdits, 'COMMIT\n');
+  let transactions = 0;
+  const add = (text: Iterable<string>): void => {
+    for (const t of text) {
+      parts.push(t);
+      if (t === 'COMMIT\n') transactions++;
+    }
+  };
+  if (filterEdits.length > 0) add(transaction('filter', filterEdits));
   if (declared <= limit) {
     if (declared + natEdits.length > 0) {
-      parts.push('*nat\n');
-      for (const w of writes) parts.push(...w.decl);
-      parts.push(...removals.map(chainLine), ...natEdits);
-      for (const w of writes) parts.push(...w.bodies);
-      parts.push(...removals.map((c) => `-X ${c}\n`), 'COMMIT\n');
+      add(
+        transaction(
+          'nat',
+          writes.flatMap((w) => w.names.map(declareChain)),
+          removals.map(declareChain),
+          natEdits,
+          writes.flatMap((w) => w.bodies),
+          removals.map(deleteChain),
+        ),
+      );
     }
   } else {
-    let group: typeof writes = [];
-    let chains = 0;
-    const flush = (): void => {
-      if (group.length === 0) return;
-      parts.push('*nat\n');
-      for (const w of group) parts.push(...w.decl);
-      for (const w of group) parts.push(...w.bodies);
-      parts.push('COMMIT\n');
-      group = [];
-      chains = 0;
-    };
-    for (const w of writes) {
-      group.push(w);
-      chains += w.decl.length;
-      if (chains >= limit) flush();
-    }
-    flush();
-    if (natEdits.length > 0) parts.push('*nat\n', ...natEdits, 'COMMIT\n');
-    for (let i = 0; i < removals.length; i += limit) {
-      const some = removals.slice(i, i + limit);
-      parts.push('*nat\n', ...some.map(chainLine), ...some.map((c) => `-X ${c}\n`), 'COMMIT\n');
-    }
+    add(writeGroups(groupedByChains(writes, (w) => w.names.length, limit), (w) => w.names.map(declareChain), (w) => w.bodies));
+    if (natEdits.length > 0) add(transaction('nat', natEdits));
+    for (const some of slices(removals, limit)) add(transaction('nat', some.map(declareChain), some.map(deleteChain)));
   }
   return payloadOf('partial', parts, {
     natRulesWritten: natRules,
@@ -299,7 +285,7 @@ export function planPartial(
     chainsWritten: declared - removals.length,
     chainsDeleted: removals.length,
     ...totals,
-  }, parts.filter((p) => p === 'COMMIT\n').length === 1);
+  }, transactions === 1);
 }
 
 /** A partial payload with nothing in it, for a sync whose only change is elsewhere (the loop-back set). */
@@ -311,10 +297,10 @@ function diffSharedChain(before: readonly string[] = [], after: readonly string[
   const old = new Set(before);
   const now = new Set(after);
   let written = 0;
-  for (const rule of before) if (!now.has(rule)) out.push(`-D ${KUBE_SERVICES} ${rule}\n`);
+  for (const rule of before) if (!now.has(rule)) out.push(deleteRule(KUBE_SERVICES, rule));
   for (const rule of after) {
     if (old.has(rule)) continue;
-    out.push(`-I ${KUBE_SERVICES} 1 ${rule}\n`);
+    out.push(insertRule(KUBE_SERVICES, rule));
     written++;
   }
   return written;

@@ -1,5 +1,6 @@
 // The iptables rules IPVS mode still needs. Their number does not grow with Services (set membership does),
 // except for the REJECT/DROP rules of ports nothing serves, so the whole ruleset is rewritten when it changes.
+import { appendRule, declareChain, deleteChain, transaction } from '../../kernel/syntax/iptables-restore.js';
 import type { LiveRules } from '../../kernel/syntax/iptables-save.js';
 import {
   BUILTIN_JUMPS,
@@ -33,8 +34,6 @@ export const IPVS_BUILTIN_JUMPS: readonly BuiltinJump[] = [
   jump('filter', 'INPUT', KUBE_IPVS_FILTER, 'kubernetes ipvs access filter', false),
 ];
 
-const chainLine = (name: string): string => `:${name} - [0:0]\n`;
-
 /**
  * The ruleset for these REJECT/DROP rules, without what depends on the node's current tables (see
  * `ipvsRulesPayload`); a sync compares it with the last one applied and skips the restore when equal.
@@ -43,9 +42,9 @@ export function ipvsRulesBody(opts: IpvsOptions, filterRules: Iterable<string>):
   const iptablesLike = { masqueradeMark: opts.masqueradeMark, dropInvalid: opts.dropInvalid, hairpinSet: false };
   const filter = [
     ...fixedRules('filter', iptablesLike).map((r) => `${r}\n`),
-    ...[...filterRules].map((r) => `-A ${KUBE_SERVICES} ${r}\n`),
-    `-A ${KUBE_IPVS_FILTER} -m set --match-set ${KUBE_CLUSTER_IP} dst,dst -j RETURN\n`,
-    `-A ${KUBE_IPVS_FILTER} -m conntrack --ctstate NEW -m set --match-set ${KUBE_IPVS_IPS} dst -j REJECT\n`,
+    ...[...filterRules].map((r) => appendRule(KUBE_SERVICES, r)),
+    appendRule(KUBE_IPVS_FILTER, `-m set --match-set ${KUBE_CLUSTER_IP} dst,dst -j RETURN`),
+    appendRule(KUBE_IPVS_FILTER, `-m conntrack --ctstate NEW -m set --match-set ${KUBE_IPVS_IPS} dst -j REJECT`),
   ];
   const masq = `-A ${KUBE_SERVICES} -m comment --comment "Kubernetes service cluster ip + port for masquerade purpose" -m set --match-set ${KUBE_CLUSTER_IP}`;
   const nat = [
@@ -61,7 +60,7 @@ export function ipvsRulesBody(opts: IpvsOptions, filterRules: Iterable<string>):
         : `${masq} src,dst -j ${KUBE_MARK_MASQ}\n`,
     // Service traffic is IPVS's: stop here, so no later nat rule (another agent's `--dst-type LOCAL` DNAT, now
     // that ClusterIPs are local addresses) takes it, as upstream's.
-    `-A ${KUBE_SERVICES} -m set --match-set ${KUBE_CLUSTER_IP} dst,dst -j ACCEPT\n`,
+    appendRule(KUBE_SERVICES, `-m set --match-set ${KUBE_CLUSTER_IP} dst,dst -j ACCEPT`),
   ];
   return { filter: filter.join(''), nat: nat.join('') };
 }
@@ -85,21 +84,8 @@ export function ipvsRulesPayload(body: IpvsRulesBody, live: LiveRules | undefine
   const jumps = (table: Table): string[] => (live === undefined ? [] : missingJumps(table, live, IPVS_BUILTIN_JUMPS));
   const stale = live === undefined ? [] : [...(live.chains.get('nat') ?? [])].filter(isPerServiceChain).sort();
   return [
-    '*filter\n',
-    ...[...FIXED_CHAINS.filter, KUBE_IPVS_FILTER].map(chainLine),
-    body.filter,
-    ...jumps('filter'),
-    'COMMIT\n',
-    '*nat\n',
-    ...FIXED_CHAINS.nat.map(chainLine),
-    ...stale.map(chainLine),
-    body.nat,
-    ...stale.map((c) => `-X ${c}\n`),
-    ...jumps('nat'),
-    'COMMIT\n',
-    '*mangle\n',
-    ...FIXED_CHAINS.mangle.map(chainLine),
-    ...jumps('mangle'),
-    'COMMIT\n',
+    ...transaction('filter', [...FIXED_CHAINS.filter, KUBE_IPVS_FILTER].map(declareChain), [body.filter], jumps('filter')),
+    ...transaction('nat', FIXED_CHAINS.nat.map(declareChain), stale.map(declareChain), [body.nat], stale.map(deleteChain), jumps('nat')),
+    ...transaction('mangle', FIXED_CHAINS.mangle.map(declareChain), jumps('mangle')),
   ].join('');
 }

@@ -5,7 +5,7 @@ import type { ServiceKey } from '../../model/types.js';
 import type { Plan, PlanOptions, ProxyBackend } from '../backend.js';
 import { rebuiltForZone } from '../zone.js';
 import { type LiveTable, NO_TABLE, NftablesCompiler } from './compiler.js';
-import { TABLE_NAME, type NftablesOptions } from './options.js';
+import { TABLE_NAME, type NftablesOptions, ourTable } from './options.js';
 import { SERVICES, SERVICE_IPS } from './skeleton.js';
 
 /**
@@ -36,7 +36,7 @@ export class NftablesBackend implements ProxyBackend {
     if (sync === undefined) return undefined;
     return {
       kind: sync.kind,
-      steps: [{ kind: 'input', tool: NFT_APPLY, input: sync.chunks, atomic: true }],
+      steps: [{ kind: 'nft', tool: NFT_APPLY, transaction: { table: ourTable(this.options.family), ops: sync.ops } }],
       stats: { ruleTotals: {}, rulesWritten: {}, deleted: sync.deleted },
       commit: sync.commit,
       abort: sync.abort,

@@ -4,6 +4,7 @@ import type { ServiceKey } from '../../model/types.js';
 import { type HairpinKey, HairpinMembers, hairpinParts } from '../shared/hairpin-members.js';
 import { type Element, type LoadBalancer, type NftFragment, hairpinElement, renderNftFragment } from './fragment.js';
 import { isLoadBalancerChain, isPerServiceObject } from './names.js';
+import { type NftOp, nft } from '../../kernel/syntax/nft.js';
 import { type NftablesOptions, familySyntax } from './options.js';
 import { HAIRPIN, chainHeader, fixedChainNames, loadBalancerRule, skeleton } from './skeleton.js';
 
@@ -18,8 +19,8 @@ export const NO_TABLE: LiveTable = { chains: [], sets: [] };
 /** One `nft -f` transaction, and what to remember once the kernel has taken it. */
 export interface NftSyncPlan {
   readonly kind: 'full' | 'partial';
-  /** The input in pieces, generated afresh on each iteration (a full sync at 10,000 Services is tens of MB). */
-  readonly chunks: Iterable<string>;
+  /** The operations, generated afresh on each iteration (a full sync at 10,000 Services is tens of MB of input). */
+  readonly ops: Iterable<NftOp>;
   /** Chains and sets this transaction deletes (emptied by an earlier one). */
   readonly deleted: number;
   commit(): void;
@@ -49,11 +50,8 @@ export class NftablesCompiler {
   /** Emptied, unreferenced chains and sets the kernel still holds: the next transaction deletes them. */
   private staleChains = new Set<string>();
   private staleSets = new Set<string>();
-  private readonly q: string;
-
   constructor(readonly options: NftablesOptions) {
     this.hairpin = new HairpinMembers();
-    this.q = familySyntax(options.family).qualified;
   }
 
   update(state: ClusterState, changed: Iterable<ServiceKey>): void {
@@ -91,7 +89,6 @@ export class NftablesCompiler {
    * refilled, every chain written; chains and sets of ours that nothing wants are emptied for deletion.
    */
   planFull(live: LiveTable = NO_TABLE): NftSyncPlan {
-    const q = this.q;
     const snapshot = new Map(this.wanted);
     const ordered = [...snapshot.keys()].sort().map((k) => snapshot.get(k)!);
     const lbs = [...this.loadBalancers.values()].map((e) => e.lb).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -109,26 +106,26 @@ export class NftablesCompiler {
     const retireSets = live.sets.filter((s) => ours(s) && !wantedSets.has(s) && !this.staleSets.has(s));
     const hairpin = this.hairpin.fullMembers();
     const options = this.options;
-    function* generate(): Generator<string> {
-      yield skeleton(options);
-      for (const c of emptyChains) yield `flush chain ${q} ${c}\n`;
-      for (const c of deleteChains) yield `delete chain ${q} ${c}\n`;
-      for (const s of deleteSets) yield `delete set ${q} ${s}\n`;
-      for (const lb of lbs) yield loadBalancerChainLines(q, options, lb);
+    function* generate(): Generator<NftOp> {
+      yield* skeleton(options);
+      for (const c of emptyChains) yield nft.flushChain(c);
+      for (const c of deleteChains) yield nft.deleteChain(c);
+      for (const s of deleteSets) yield nft.deleteSet('set', s);
+      for (const lb of lbs) yield* loadBalancerChainOps(options, lb);
       for (const f of ordered) {
-        yield* serviceObjectLines(q, f, undefined);
-        yield* elementLines(q, 'add', f.elements);
+        yield* serviceObjectOps(options, f, undefined);
+        yield* elementOps('add', f.elements);
       }
       for (let i = 0; i < hairpin.members.length; i += ELEMENTS_PER_COMMAND) {
-        const batch = hairpin.members.slice(i, i + ELEMENTS_PER_COMMAND).map((k) => hairpinElement(hairpinParts(k)));
-        yield `add element ${q} ${HAIRPIN} { ${batch.join(', ')} }\n`;
+        const batch = hairpin.members.slice(i, i + ELEMENTS_PER_COMMAND).map((k) => ({ key: hairpinElement(hairpinParts(k)) }));
+        yield nft.addElements(HAIRPIN, batch);
       }
     }
     const covered = this.pending;
     this.pending = new Set();
     return {
       kind: 'full',
-      chunks: { [Symbol.iterator]: generate },
+      ops: { [Symbol.iterator]: generate },
       deleted: deleteChains.length + deleteSets.length,
       commit: () => {
         this.applied = snapshot;
@@ -145,23 +142,22 @@ export class NftablesCompiler {
 
   /** Only what changed since the last committed plan; undefined when nothing did. */
   planPartial(): NftSyncPlan | undefined {
-    const q = this.q;
     const covered = this.pending;
     this.pending = new Set();
-    const lines: string[] = [];
+    const lines: NftOp[] = [];
     const wantedObject = (name: string): boolean =>
       this.loadBalancers.has(name) || [...covered].some((k) => this.wanted.get(k)?.chains.has(name) || this.wanted.get(k)?.sets.has(name));
     // 1. What earlier transactions emptied, unless wanted again.
     const deleteChains = [...this.staleChains].filter((c) => !wantedObject(c));
     const deleteSets = [...this.staleSets].filter((s) => !wantedObject(s));
-    for (const c of deleteChains) lines.push(`delete chain ${q} ${c}\n`);
-    for (const s of deleteSets) lines.push(`delete set ${q} ${s}\n`);
+    for (const c of deleteChains) lines.push(nft.deleteChain(c));
+    for (const s of deleteSets) lines.push(nft.deleteSet('set', s));
     // 2. Load-balancing chains before the elements that jump to them.
     const newLoadBalancers: string[] = [];
     for (const { lb } of this.loadBalancers.values()) {
       if (this.heldLoadBalancers.has(lb.name)) continue;
       newLoadBalancers.push(lb.name);
-      lines.push(loadBalancerChainLines(q, this.options, lb));
+      lines.push(...loadBalancerChainOps(this.options, lb));
     }
     // 3. Per Service: its chains and sets, then its elements (deletions first, so a changed value is re-added).
     const emptied: string[] = [];
@@ -173,20 +169,20 @@ export class NftablesCompiler {
       const before = this.applied.get(key);
       const after = this.wanted.get(key);
       if (before === after) continue;
-      if (after !== undefined) lines.push(...serviceObjectLines(q, after, before));
+      if (after !== undefined) lines.push(...serviceObjectOps(this.options, after, before));
       for (const name of before?.chains.keys() ?? []) if (!after?.chains.has(name)) emptied.push(name);
       for (const name of before?.sets.keys() ?? []) if (!after?.sets.has(name)) unsetSets.push(name);
       diffElements(before?.elements ?? [], after?.elements ?? [], adds, dels);
       touched.push(...(before?.hairpin ?? []), ...(after?.hairpin ?? []));
     }
-    lines.push(...elementLines(q, 'delete', dels));
-    lines.push(...elementLines(q, 'add', adds));
-    for (const c of emptied) lines.push(`flush chain ${q} ${c}\n`);
+    lines.push(...elementOps('delete', dels));
+    lines.push(...elementOps('add', adds));
+    for (const c of emptied) lines.push(nft.flushChain(c));
     const hairpin = this.hairpin.partialChanges(touched);
     if (hairpin !== undefined) {
-      const render = (ks: readonly HairpinKey[]): string => ks.map((k) => hairpinElement(hairpinParts(k))).join(', ');
-      if (hairpin.dels.length > 0) lines.push(`delete element ${q} ${HAIRPIN} { ${render(hairpin.dels)} }\n`);
-      if (hairpin.adds.length > 0) lines.push(`add element ${q} ${HAIRPIN} { ${render(hairpin.adds)} }\n`);
+      const elements = (ks: readonly HairpinKey[]) => ks.map((k) => ({ key: hairpinElement(hairpinParts(k)) }));
+      if (hairpin.dels.length > 0) lines.push(nft.deleteElements(HAIRPIN, elements(hairpin.dels)));
+      if (hairpin.adds.length > 0) lines.push(nft.addElements(HAIRPIN, elements(hairpin.adds)));
     }
     // Load-balancing chains no port jumps to any more: unreferenced once this commits, deleted next time.
     const unusedLoadBalancers = [...this.heldLoadBalancers].filter((name) => !this.loadBalancers.has(name) && !deleteChains.includes(name));
@@ -212,7 +208,7 @@ export class NftablesCompiler {
     }
     return {
       kind: 'partial',
-      chunks: lines,
+      ops: lines,
       deleted: deleteChains.length + deleteSets.length,
       commit,
       abort: () => {
@@ -226,45 +222,45 @@ export class NftablesCompiler {
   }
 }
 
-function loadBalancerChainLines(q: string, options: NftablesOptions, lb: LoadBalancer): string {
-  return `${chainHeader(q, lb.name)}add rule ${q} ${lb.name} ${loadBalancerRule(options, lb.protocol, lb.count)}\n`;
+function* loadBalancerChainOps(options: NftablesOptions, lb: LoadBalancer): Generator<NftOp> {
+  yield* chainHeader({ name: lb.name });
+  yield nft.addRule(lb.name, loadBalancerRule(options, lb.protocol, lb.count));
 }
 
 /** A Service's sets (declared, never flushed: they hold learned affinity) and its changed chains, rewritten. */
-function serviceObjectLines(q: string, after: NftFragment, before: NftFragment | undefined): string[] {
-  const out: string[] = [];
-  for (const [name, decl] of after.sets) if (before?.sets.get(name) !== decl) out.push(`add set ${q} ${name} { ${decl} }\n`);
+function* serviceObjectOps(options: NftablesOptions, after: NftFragment, before: NftFragment | undefined): Generator<NftOp> {
+  const { addrType } = familySyntax(options.family);
+  for (const [name, seconds] of after.sets) {
+    if (before?.sets.get(name) !== seconds) yield nft.addSet({ kind: 'set', name, type: addrType, flags: ['dynamic', 'timeout'], timeout: `${seconds}s` });
+  }
   // In the fragment's order: endpoint chains before the service chain whose rules jump to them.
   for (const [name, rules] of after.chains) {
     if (before?.chains.get(name) === rules) continue;
-    let text = chainHeader(q, name);
-    for (const rule of rules.split('\n')) text += `add rule ${q} ${name} ${rule}\n`;
-    out.push(text);
+    yield* chainHeader({ name });
+    for (const rule of rules.split('\n')) yield nft.addRule(name, rule);
   }
-  return out;
 }
 
-/** One command per set and run of elements, in the order given. */
-function elementLines(q: string, op: 'add' | 'delete', elements: readonly Element[]): string[] {
-  const out: string[] = [];
+/** One operation per set and run of elements, in the order given. */
+function elementOps(verb: 'add' | 'delete', elements: readonly Element[]): NftOp[] {
+  const out: NftOp[] = [];
   let i = 0;
   while (i < elements.length) {
-    const set = elements[i]![0];
-    const items: string[] = [];
-    for (; i < elements.length && elements[i]![0] === set; i++) {
-      const [, key, rest] = elements[i]!;
-      items.push(op === 'add' ? key + rest : key);
-    }
-    out.push(`${op} element ${q} ${set} { ${items.join(', ')} }\n`);
+    const set = elements[i]!.set;
+    const start = i;
+    while (i < elements.length && elements[i]!.set === set) i++;
+    const run = elements.slice(start, i);
+    out.push(verb === 'add' ? nft.addElements(set, run) : nft.deleteElements(set, run));
   }
   return out;
 }
 
-/** Element changes between two versions of one Service: a changed value is a delete and an add. */
+/** Element changes between two versions of one Service: a changed value or comment is a delete and an add. */
 function diffElements(before: readonly Element[], after: readonly Element[], adds: Element[], dels: Element[]): void {
-  const id = (e: Element): string => `${e[0]}\0${e[1]}`;
+  const id = (e: Element): string => `${e.set}\0${e.key}`;
+  const same = (a: Element | undefined, b: Element): boolean => a !== undefined && a.value === b.value && a.comment === b.comment;
   const old = new Map(before.map((e) => [id(e), e]));
   const now = new Map(after.map((e) => [id(e), e]));
-  for (const [k, e] of old) if (now.get(k)?.[2] !== e[2]) dels.push(e);
-  for (const [k, e] of now) if (old.get(k)?.[2] !== e[2]) adds.push(e);
+  for (const [k, e] of old) if (!same(now.get(k), e)) dels.push(e);
+  for (const [k, e] of now) if (!same(old.get(k), e)) adds.push(e);
 }

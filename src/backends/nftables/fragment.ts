@@ -1,15 +1,19 @@
 import { exactSize } from '../../compact.js';
+import type { NftElement } from '../../kernel/syntax/nft.js';
+import { joinHostPort } from '../../model/ip.js';
 import { selectClusterIPEndpoints } from '../../model/categorize.js';
 import type { Service, ServiceKey } from '../../model/types.js';
 import { servicePortNameString } from '../../model/types.js';
 import type { ServicePortInput } from '../../model/service-view.js';
 import { type HairpinKey, hairpinKey } from '../shared/hairpin-members.js';
 import { affinitySet, endpointBase, endpointChain, loadBalancerChain, localChain, serviceChain, servicePortBase } from './names.js';
-import { type NftablesOptions, familySyntax, natTarget } from './options.js';
+import { type NftablesOptions, familySyntax } from './options.js';
 import { CLUSTER_IPS, type ManagedSet, NO_ENDPOINT_SERVICES, REJECT_CHAIN, SERVICE_ENDPOINTS, SERVICE_IPS } from './skeleton.js';
 
-/** One element of a managed set or map: its key, and what follows the key when it is added (`''` for sets). */
-export type Element = readonly [set: ManagedSet, key: string, rest: string];
+/** One element of a managed set or map. */
+export interface Element extends NftElement {
+  readonly set: ManagedSet;
+}
 
 /** A shared load-balancing chain a fragment's elements jump to. */
 export interface LoadBalancer {
@@ -32,11 +36,12 @@ export interface NftFragment {
   readonly loadBalancers: readonly LoadBalancer[];
   /** Session-affinity Services only: their own chains, name → rule bodies (one per line). */
   readonly chains: ReadonlyMap<string, string>;
-  /** Session-affinity Services only: their per-endpoint affinity sets, name → declaration body. */
-  readonly sets: ReadonlyMap<string, string>;
+  /** Session-affinity Services only: their per-endpoint affinity sets, name → timeout in seconds. */
+  readonly sets: ReadonlyMap<string, number>;
 }
 
-const EMPTY_MAP: ReadonlyMap<string, string> = new Map();
+const NO_CHAINS: ReadonlyMap<string, string> = new Map();
+const NO_SETS: ReadonlyMap<string, number> = new Map();
 
 /**
  * Renders one Service with kube-proxy's nftables semantics: a service-ips element per served port, REJECT or
@@ -53,9 +58,9 @@ export function renderNftFragment(service: Service, ports: readonly ServicePortI
   const hairpin: HairpinKey[] = [];
   const loadBalancers: LoadBalancer[] = [];
   let chains: Map<string, string> | undefined;
-  let sets: Map<string, string> | undefined;
-  if (clusterIP === undefined) return { key: service.key, elements, hairpin, loadBalancers, chains: EMPTY_MAP, sets: EMPTY_MAP };
-  elements.push([CLUSTER_IPS, clusterIP, '']);
+  let sets: Map<string, number> | undefined;
+  if (clusterIP === undefined) return { key: service.key, elements, hairpin, loadBalancers, chains: NO_CHAINS, sets: NO_SETS };
+  elements.push({ set: CLUSTER_IPS, key: clusterIP });
   const affinity = service.sessionAffinity.type === 'ClientIP' ? service.sessionAffinity.timeoutSeconds : undefined;
 
   for (const { port, endpoints } of ports) {
@@ -67,24 +72,24 @@ export function renderNftFragment(service: Service, ports: readonly ServicePortI
     const sel = selectClusterIPEndpoints(endpoints, service.internalTrafficPolicy, opts.node);
     const used = sel.internal;
     if (!sel.hasAnyEndpoints) {
-      elements.push([NO_ENDPOINT_SERVICES, key, ` comment "${spn}" : goto ${REJECT_CHAIN}`]);
+      elements.push({ set: NO_ENDPOINT_SERVICES, key, comment: spn, value: `goto ${REJECT_CHAIN}` });
       continue;
     }
     if (used.length === 0) {
-      elements.push([NO_ENDPOINT_SERVICES, key, ` comment "${spn}" : drop`]);
+      elements.push({ set: NO_ENDPOINT_SERVICES, key, comment: spn, value: 'drop' });
       continue;
     }
     for (const ep of used) hairpin.push(hairpinKey(ep.ip, proto, ep.port));
     if (affinity === undefined) {
       const lb = loadBalancerChain(port.protocol, used.length);
       loadBalancers.push({ name: lb, protocol: proto, count: used.length });
-      elements.push([SERVICE_IPS, key, ` : goto ${lb}`]);
-      used.forEach((ep, i) => elements.push([SERVICE_ENDPOINTS, `${key} . ${i}`, ` : ${ep.ip} . ${ep.port}`]));
+      elements.push({ set: SERVICE_IPS, key, value: `goto ${lb}` });
+      used.forEach((ep, i) => elements.push({ set: SERVICE_ENDPOINTS, key: `${key} . ${i}`, value: `${ep.ip} . ${ep.port}` }));
       continue;
     }
     const base = servicePortBase(spnParts);
     const portChain = iTPLocal ? localChain(base) : serviceChain(base);
-    elements.push([SERVICE_IPS, key, ` : goto ${portChain}`]);
+    elements.push({ set: SERVICE_IPS, key, value: `goto ${portChain}` });
     chains ??= new Map();
     sets ??= new Map();
     const sticky: string[] = [];
@@ -93,10 +98,10 @@ export function renderNftFragment(service: Service, ports: readonly ServicePortI
       const epBase = endpointBase(base, ep);
       const chain = endpointChain(epBase);
       const set = affinitySet(epBase);
-      sets!.set(set, `type ${f.addrType} ; flags dynamic,timeout ; timeout ${affinity}s ;`);
+      sets!.set(set, affinity);
       sticky.push(`${f.match} saddr @${set} goto ${chain}`);
       pick.push(`${i} : goto ${chain}`);
-      chains!.set(chain, [`update @${set} { ${f.match} saddr }`, `meta l4proto ${proto} dnat to ${natTarget(ep.ip, ep.port)}`].join('\n'));
+      chains!.set(chain, [`update @${set} { ${f.match} saddr }`, `meta l4proto ${proto} dnat to ${joinHostPort(ep.ip, ep.port)}`].join('\n'));
     });
     chains.set(portChain, [...sticky, `numgen random mod ${used.length} vmap { ${pick.join(' , ')} }`].join('\n'));
   }
@@ -105,8 +110,8 @@ export function renderNftFragment(service: Service, ports: readonly ServicePortI
     elements: exactSize(elements),
     hairpin: exactSize(hairpin),
     loadBalancers: exactSize(loadBalancers),
-    chains: chains ?? EMPTY_MAP,
-    sets: sets ?? EMPTY_MAP,
+    chains: chains ?? NO_CHAINS,
+    sets: sets ?? NO_SETS,
   };
 }
 

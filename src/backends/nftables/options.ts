@@ -1,3 +1,5 @@
+import { nftFamily } from '../../kernel/nft.js';
+import type { NftTable } from '../../kernel/syntax/nft.js';
 import type { IPFamily } from '../../model/ip.js';
 import { type CommonOptions, defaultIptablesRulesOptions } from '../shared/options.js';
 
@@ -14,21 +16,16 @@ export const TABLE_NAME = 'kube-proxy';
 
 /** The words nft uses for one IP family. */
 export interface FamilySyntax {
-  /** Table family: `ip` or `ip6`. */
-  readonly table: string;
   /** Address match prefix: `ip daddr`, `ip6 saddr`. */
-  readonly match: string;
-  readonly addrType: string;
-  /** `ip kube-proxy`: what every command names. */
-  readonly qualified: string;
+  readonly match: 'ip' | 'ip6';
+  readonly addrType: 'ipv4_addr' | 'ipv6_addr';
 }
 
 export function familySyntax(family: IPFamily): FamilySyntax {
-  const table = family === 'IPv4' ? 'ip' : 'ip6';
-  return { table, match: table, addrType: family === 'IPv4' ? 'ipv4_addr' : 'ipv6_addr', qualified: `${table} ${TABLE_NAME}` };
+  return family === 'IPv4' ? { match: 'ip', addrType: 'ipv4_addr' } : { match: 'ip6', addrType: 'ipv6_addr' };
 }
 
-/** `dnat to` target of one endpoint: `ip:port`, or `[ip]:port` for IPv6. */
-export function natTarget(ip: string, port: number): string {
-  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+/** Our table in this family: `ip kube-proxy` or `ip6 kube-proxy`, named in every transaction. */
+export function ourTable(family: IPFamily): NftTable {
+  return { family: nftFamily(family), name: TABLE_NAME };
 }
