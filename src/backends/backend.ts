@@ -44,8 +44,6 @@ export interface ProxyBackend {
   readonly serviceCount: number;
   /** Re-renders these Services from `state`; pure and fast. */
   update(state: ClusterState, changed: Iterable<ServiceKey>): void;
-  /** Topology changed (the node's zone): every Service must be re-rendered before the next (full) sync. */
-  setNodeZone(state: ClusterState, zone: string | undefined): void;
   /**
    * Everything (`full`, over what the kernel holds) or only what changed since the last committed plan;
    * undefined when nothing is to be done. Throws ToolError when reading the kernel fails.

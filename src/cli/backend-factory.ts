@@ -21,10 +21,9 @@ export interface CreatedBackend {
  * its iptables mode (legacy or nft) and that mode's transaction size, and whether conntrack is liberal. A dry
  * run never reads the machine, so it shows kube-proxy's defaults.
  */
-export async function createBackend(config: ProxyConfig, opts: { readonly dryRun: boolean; readonly nodeZone?: string | undefined }): Promise<CreatedBackend> {
+export async function createBackend(config: ProxyConfig, opts: { readonly dryRun: boolean }): Promise<CreatedBackend> {
   const common = {
     family: config.family,
-    node: { name: config.nodeName, zone: opts.nodeZone },
     clusterCidr: config.clusterCidrs[config.family],
     masqueradeAll: config.masqueradeAll,
   };

@@ -28,7 +28,7 @@ export async function runCompile(req: CompileRequest, io: Io): Promise<number> {
   const { loaded, errors } = await loadInput(req.files, req.config.nodeName, io);
 
   // The agent's own backend: printing shows its dry-run full sync, applying leaves the namespace as its full sync would.
-  const { backend } = await createBackend(req.config, { dryRun: !req.apply, nodeZone: loaded.nodeZone });
+  const { backend } = await createBackend(req.config, { dryRun: !req.apply });
   backend.update(loaded.state, loaded.state.takeChanges());
   if (!req.apply) {
     await syncBackend(backend, true, { applier: new PrintApplier(io.stdout, 'pipeable'), readKernel: false });

@@ -55,7 +55,7 @@ export async function runAgent(config: ProxyConfig, flags: RunFlags, print: (tex
   const metrics = new ProxyMetrics();
   const health = new ProxyHealth({ healthTimeoutMs: 2 * syncPeriodMs });
   const servers: RunningServer[] = [];
-  const state = new ClusterState();
+  const state = new ClusterState(config.nodeName);
   const family = config.family;
   const conntrack = new ConntrackReconciler(family);
   const udpServices = new Set<ServiceKey>();
@@ -169,7 +169,7 @@ export async function runAgent(config: ProxyConfig, flags: RunFlags, print: (tex
     nodeChanged: (node) => {
       health.setNode(nodeLike(node));
       if (started) loop.nodeZoneChanged(node.zone);
-      else backend.setNodeZone(state, node.zone);
+      else state.setNodeZone(node.zone);
       if (node.deleting) log.warn({ node: config.nodeName }, 'node is being deleted: healthz reports 503');
     },
     rejected: (resource, key, errors) => log.warn({ resource, object: key, errors }, 'object rejected; its previous version (if any) stays programmed'),

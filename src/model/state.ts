@@ -1,4 +1,5 @@
 import { exactSize } from '../compact.js';
+import type { NodeTopology } from './categorize.js';
 import type { EndpointSlice, Service, ServiceKey } from './types.js';
 
 /**
@@ -14,6 +15,24 @@ export class ClusterState {
    */
   private readonly slicesByService = new Map<ServiceKey, readonly EndpointSlice[]>();
   private readonly changed = new Set<ServiceKey>();
+  private topology: NodeTopology;
+
+  /** `nodeName`: the node the state is seen from; its endpoints are local. */
+  constructor(nodeName = '', zone: string | undefined = undefined) {
+    this.topology = { name: nodeName, zone };
+  }
+
+  /** The node the state is seen from, as endpoint selection needs it. */
+  get node(): NodeTopology {
+    return this.topology;
+  }
+
+  /** The node's zone changed: topology hints may choose other endpoints for every Service. */
+  setNodeZone(zone: string | undefined): void {
+    if (zone === this.topology.zone) return;
+    this.topology = { name: this.topology.name, zone };
+    for (const key of this.services.keys()) this.changed.add(key);
+  }
 
   setService(service: Service): void {
     this.services.set(service.key, service);

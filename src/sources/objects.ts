@@ -7,9 +7,8 @@ import type { ManifestObject } from './manifests.js';
 export const ZONE_LABEL = 'topology.kubernetes.io/zone';
 
 export interface LoadedState {
+  /** Seen from `nodeName`, in the zone of the Node object of that name, if the input had one. */
   readonly state: ClusterState;
-  /** The zone label of the Node object named like this node, if the input had one. */
-  readonly nodeZone: string | undefined;
   /** One message per rejected object, naming the file, the object and every bad field. */
   readonly errors: string[];
   /** Objects deliberately not programmed (headless, ExternalName, other proxies' Services …). */
@@ -22,7 +21,7 @@ export interface LoadedState {
  * the state still compiles.
  */
 export function loadObjects(objects: readonly ManifestObject[], nodeName: string): LoadedState {
-  const state = new ClusterState();
+  const state = new ClusterState(nodeName);
   const errors: string[] = [];
   const skipped: string[] = [];
   let nodeZone: string | undefined;
@@ -51,7 +50,8 @@ export function loadObjects(objects: readonly ManifestObject[], nodeName: string
       errors.push(`${where}: ${label}: kind: required`);
     }
   }
-  return { state, nodeZone, errors, skipped };
+  state.setNodeZone(nodeZone);
+  return { state, errors, skipped };
 }
 
 function objectName(object: JsonObject): string {

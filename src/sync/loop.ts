@@ -123,7 +123,8 @@ export class SyncLoop {
 
   /** This node's zone changed: topology hints choose different endpoints for every Service. */
   nodeZoneChanged(zone: string | undefined): void {
-    this.backend.setNodeZone(this.state, zone);
+    // Every Service is rendered again (the state marks them changed); a full sync writes the result.
+    this.state.setNodeZone(zone);
     this.requestFull('node zone changed');
   }
 

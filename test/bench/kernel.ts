@@ -127,7 +127,6 @@ function collect(steps: Map<Step, { samples: number[]; bytes: number }>, step: S
 
 function options(cfg: WorkerConfig): IptablesOptions {
   return defaultIptablesOptions({
-    node: { name: NODE, zone: undefined },
     clusterCidr: CLUSTER_CIDR,
     // The agent's own choice for the mode; kube-proxy always writes one transaction.
     maxChainsPerTransaction: cfg.flavour === 'kube-proxy' ? Infinity : maxChainsPerTransaction(cfg.mode),

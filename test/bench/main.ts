@@ -68,7 +68,7 @@ await rm(dir, { recursive: true, force: true });
 const t0 = performance.now();
 const parsed = parseManifestText(text, 'bench');
 const loaded = loadObjects(parsed.objects, 'node-1');
-const compiler = new IptablesCompiler(defaultIptablesOptions({ node: { name: 'node-1', zone: undefined }, clusterCidr: '10.128.0.0/9' }));
+const compiler = new IptablesCompiler(defaultIptablesOptions({ clusterCidr: '10.128.0.0/9' }));
 compiler.update(loaded.state, loaded.state.takeChanges());
 const tLoaded = performance.now();
 const full = compiler.planFull();

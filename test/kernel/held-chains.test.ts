@@ -67,7 +67,7 @@ describe('full sync over rules the kernel already holds', () => {
     /** A fresh compiler over the same cluster, as a restarted agent holds it. */
     const restarted = (): IptablesCompiler => {
       const compiler = new IptablesCompiler(
-        defaultIptablesOptions({ family: 'IPv4', node: { name: NODE_NAME, zone: undefined }, clusterCidr: CLUSTER_CIDR, masqueradeAll: false, dropInvalid: false }),
+        defaultIptablesOptions({ family: 'IPv4', clusterCidr: CLUSTER_CIDR, masqueradeAll: false, dropInvalid: false }),
       );
       compiler.update(state, [...state.allServices()].map((s) => s.key));
       return compiler;

@@ -206,7 +206,6 @@ describe('syncing a real kernel', () => {
     const compiler = new IptablesCompiler(
       defaultIptablesOptions({
         family: 'IPv4',
-        node: { name: NODE_NAME, zone: undefined },
         clusterCidr: CLUSTER_CIDR,
         masqueradeAll: false,
         dropInvalid: beLiberal.trim() === '0',

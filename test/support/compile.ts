@@ -16,7 +16,7 @@ export function load(objects: readonly K8sObject[], nodeName = 'test-node'): Loa
 
 export function compilerFor(loaded: LoadedState, overrides: Partial<IptablesOptions> = {}): IptablesCompiler {
   const compiler = new IptablesCompiler(
-    defaultIptablesOptions({ node: { name: 'test-node', zone: loaded.nodeZone }, ...overrides }),
+    defaultIptablesOptions({ ...overrides }),
   );
   compiler.update(loaded.state, loaded.state.takeChanges());
   return compiler;

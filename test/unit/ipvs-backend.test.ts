@@ -18,7 +18,7 @@ function web(ips: string[], extra: Partial<Parameters<typeof service>[0]> = {}):
 
 /** A dry-run backend fed the way the sync loop feeds it; returns what each sync printed. */
 function dryRun() {
-  const backend = new IpvsBackend(defaultIpvsOptions({ node: { name: NODE, zone: undefined }, clusterCidr: '10.244.0.0/16' }));
+  const backend = new IpvsBackend(defaultIpvsOptions({ clusterCidr: '10.244.0.0/16' }));
   let state = new ClusterState();
   return {
     async sync(objects: readonly K8sObject[], full = false): Promise<string> {

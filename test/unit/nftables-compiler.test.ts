@@ -17,9 +17,9 @@ const slice = (name: string, ips: string[]) =>
 
 
 function setup(objects: K8sObject[]): { state: ClusterState; compiler: NftablesCompiler } {
-  const state = new ClusterState();
+  const state = new ClusterState('node-a');
   for (const o of objects) setObject(state, o);
-  const compiler = new NftablesCompiler(defaultNftablesOptions({ node: { name: 'node-a', zone: undefined }, clusterCidr: '10.244.0.0/16' }));
+  const compiler = new NftablesCompiler(defaultNftablesOptions({ clusterCidr: '10.244.0.0/16' }));
   compiler.update(state, state.takeChanges());
   compiler.planFull().commit();
   return { state, compiler };

@@ -26,7 +26,7 @@ function partial(compiler: IptablesCompiler, state: ClusterState): string | unde
 
 describe('partial syncs (TestSyncProxyRulesRepeated steps)', () => {
   const { state } = load([svc(1), slice(1, ['10.0.1.1']), svc(2, 8080), slice(2, ['10.0.2.1'], 8080)]);
-  const compiler = new IptablesCompiler(defaultIptablesOptions({ node: { name: 'test-node', zone: undefined }, clusterCidr: '10.0.0.0/8' }));
+  const compiler = new IptablesCompiler(defaultIptablesOptions({ clusterCidr: '10.0.0.0/8' }));
   compiler.update(state, state.takeChanges());
   compiler.planFull().commit();
 
@@ -125,7 +125,7 @@ describe('partial syncs (TestSyncProxyRulesRepeated steps)', () => {
 describe('full syncs over live state', () => {
   it('flushes and deletes stale per-service chains found in iptables-save output, and no other chains', () => {
     const { state } = load([svc(1), slice(1, ['10.0.1.1'])]);
-    const compiler = new IptablesCompiler(defaultIptablesOptions({ node: { name: 'test-node', zone: undefined } }));
+    const compiler = new IptablesCompiler(defaultIptablesOptions());
     compiler.update(state, state.takeChanges());
     const live = parseLiveRules(
       ['*nat', ':PREROUTING ACCEPT [0:0]', ':KUBE-SVC-OLDOLDOLDOLDOLD1 - [0:0]', ':KUBE-SEP-OLDOLDOLDOLDOLD2 - [0:0]', ':FOREIGN - [0:0]', ':KUBE-SERVICES - [0:0]', 'COMMIT', ''].join('\n'),

@@ -17,13 +17,9 @@ class ScriptedBackend implements ProxyBackend {
   private pending = new Set<string>();
   failNext = 0;
   canary = true;
-  zones: (string | undefined)[] = [];
 
   update(_state: ClusterState, changed: Iterable<ServiceKey>): void {
     for (const k of changed) this.pending.add(k);
-  }
-  setNodeZone(_state: ClusterState, zone: string | undefined): void {
-    this.zones.push(zone);
   }
   async plan(full: boolean): Promise<Plan> {
     await new Promise((r) => setTimeout(r, 2));
@@ -212,7 +208,8 @@ describe('sync loop', () => {
     await loop.idle();
     loop.nodeZoneChanged('zone-b');
     await loop.idle();
-    expect(backend.zones).toEqual(['zone-b']);
-    expect(backend.syncs.at(-1)?.full).toBe(true);
+    expect(state.node.zone).toBe('zone-b');
+    // Every Service is rendered again, in a full sync.
+    expect(backend.syncs.at(-1)).toEqual({ full: true, services: ['default/web'] });
   });
 });

@@ -6,7 +6,6 @@ import type { ClusterState } from '../../model/state.js';
 import type { ServiceKey } from '../../model/types.js';
 import type { Plan, PlanOptions, ProxyBackend } from '../backend.js';
 import { canaryChainsPresent } from '../shared/iptables-fixed.js';
-import { rebuiltForZone } from '../zone.js';
 import { IptablesCompiler } from './compiler.js';
 import { parseLiveRules } from './live-rules.js';
 import type { IptablesOptions } from './options.js';
@@ -17,10 +16,10 @@ import type { IptablesOptions } from './options.js';
  */
 export class IptablesBackend implements ProxyBackend {
   readonly name = 'iptables';
-  private compiler: IptablesCompiler;
+  private readonly compiler: IptablesCompiler;
 
   constructor(
-    private options: IptablesOptions,
+    private readonly options: IptablesOptions,
     private readonly tools: IptablesTools = defaultIptablesTools(options.family),
   ) {
     this.compiler = new IptablesCompiler(options);
@@ -30,10 +29,6 @@ export class IptablesBackend implements ProxyBackend {
     this.compiler.update(state, changed);
   }
 
-  setNodeZone(state: ClusterState, zone: string | undefined): void {
-    const rebuilt = rebuiltForZone(this.options, zone, state, (o) => new IptablesCompiler(o));
-    if (rebuilt !== undefined) ({ options: this.options, compiler: this.compiler } = rebuilt);
-  }
 
   async plan(full: boolean, { readKernel }: PlanOptions): Promise<Plan | undefined> {
     const sync = full ? this.compiler.planFull(readKernel ? parseLiveRules(await saveAll(this.tools)) : EMPTY_LIVE_RULES) : this.compiler.planPartial();

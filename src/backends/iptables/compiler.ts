@@ -1,13 +1,13 @@
-import { endpointCountForPort, endpointsForPort } from '../../model/endpoints.js';
 import type { ClusterState } from '../../model/state.js';
-import type { ServiceKey, ServicePortSpec } from '../../model/types.js';
+import { serviceEndpointCount, viewService } from '../../model/service-view.js';
+import type { ServiceKey } from '../../model/types.js';
 import { type ServiceFragment, renderServiceFragment } from './fragment.js';
 import { EMPTY_LIVE_RULES, type LiveRules } from '../../kernel/syntax/iptables-save.js';
-import type { ServicePortInput } from '../../model/service-view.js';
 import type { HairpinKey } from '../shared/hairpin-members.js';
 import { type IptablesOptions, fixedRulesOptions } from './options.js';
 import { type IpsetPlan, LoopbackSet } from './loopback-set.js';
 import { type RestorePayload, emptyPartial, planFull, planPartial } from './payload.js';
+import { FragmentLedger } from '../shared/fragment-ledger.js';
 import { fixedRules } from '../shared/iptables-fixed.js';
 
 /** A payload plus what to remember once the kernel has taken it. */
@@ -27,13 +27,11 @@ export interface SyncPlan {
  * fragments the kernel holds, so a partial sync writes only the difference.
  */
 export class IptablesCompiler {
-  private readonly wanted = new Map<ServiceKey, ServiceFragment>();
-  private applied = new Map<ServiceKey, ServiceFragment>();
-  private pending = new Set<ServiceKey>();
+  private readonly ledger = new FragmentLedger<ServiceFragment>();
   private readonly endpointCounts = new Map<ServiceKey, number>();
   private totalEndpoints = 0;
   private largeCluster = false;
-  /** Rule totals over `wanted`, kept as fragments change so a partial sync need not walk every Service. */
+  /** Rule totals over the wanted fragments, kept as they change so a partial sync need not walk every Service. */
   private natRulesTotal = 0;
   private filterRulesTotal = 0;
 
@@ -56,8 +54,7 @@ export class IptablesCompiler {
     // the old generation grew by their size on every full resync.
     const keys = new Set(changed);
     for (const key of keys) {
-      const service = state.getService(key);
-      const count = service === undefined ? 0 : this.endpointCount(state, key, service.ports);
+      const count = serviceEndpointCount(state, key, this.options.family);
       this.totalEndpoints += count - (this.endpointCounts.get(key) ?? 0);
       if (count > 0) this.endpointCounts.set(key, count);
       else this.endpointCounts.delete(key);
@@ -69,81 +66,44 @@ export class IptablesCompiler {
       for (const service of state.allServices()) keys.add(service.key);
     }
     for (const key of keys) {
-      const service = state.getService(key);
-      const before = this.wanted.get(key);
-      if (before !== undefined) {
-        this.natRulesTotal -= before.natRuleCount;
-        this.filterRulesTotal -= before.filterServiceRules.length;
-      }
-      if (service === undefined) {
-        this.wanted.delete(key);
-        this.loopback.replace(before?.loopback, []);
-      } else {
-        const after = renderServiceFragment(service, this.portInputs(state, key, service.ports), this.options, this.largeCluster);
-        this.wanted.set(key, after);
-        this.loopback.replace(before?.loopback, after.loopback);
-        this.natRulesTotal += after.natRuleCount;
-        this.filterRulesTotal += after.filterServiceRules.length;
-      }
-      this.pending.add(key);
+      const view = viewService(state, key, this.options.family);
+      const after = view === undefined ? undefined : renderServiceFragment(view, this.options, this.largeCluster);
+      const before = this.ledger.set(key, after);
+      this.natRulesTotal += (after?.natRuleCount ?? 0) - (before?.natRuleCount ?? 0);
+      this.filterRulesTotal += (after?.filterServiceRules.length ?? 0) - (before?.filterServiceRules.length ?? 0);
+      this.loopback.replace(before?.loopback, after?.loopback);
     }
-  }
-
-  private endpointCount(state: ClusterState, key: ServiceKey, ports: readonly ServicePortSpec[]): number {
-    const slices = state.slicesOf(key);
-    let n = 0;
-    for (const port of ports) n += endpointCountForPort(slices, port, this.options.family);
-    return n;
-  }
-
-  private portInputs(state: ClusterState, key: ServiceKey, ports: readonly ServicePortSpec[]): ServicePortInput[] {
-    const slices = state.slicesOf(key);
-    return ports.map((port) => ({
-      port,
-      endpoints: endpointsForPort(slices, port, this.options.family, this.options.node.name),
-    }));
   }
 
   /** Everything, written over whatever `live` holds; stale chains found in `live` are deleted. */
   planFull(live: LiveRules = EMPTY_LIVE_RULES): SyncPlan {
-    const snapshot = new Map(this.wanted);
-    const ordered = [...snapshot.keys()].sort().map((k) => snapshot.get(k)!);
-    const payload = planFull(ordered, this.options, live);
-    const covered = this.pending;
-    this.pending = new Set();
+    const { take: fragments, commit, abort } = this.ledger.takeFull();
+    const payload = planFull(fragments, this.options, live);
     const ipset = this.options.layout === 'flat' ? this.loopback.planFull() : undefined;
     return {
       payload,
       ...(ipset ? { ipset: ipset.plan } : {}),
       commit: () => {
-        this.applied = snapshot;
+        commit();
         ipset?.commit();
       },
-      abort: () => {
-        for (const key of covered) this.pending.add(key);
-      },
+      abort,
     };
   }
 
   /** Only what changed since the last committed plan; undefined when nothing did. */
   planPartial(): SyncPlan | undefined {
-    const covered = this.pending;
-    const snapshot = new Map<ServiceKey, ServiceFragment | undefined>();
-    for (const key of covered) snapshot.set(key, this.wanted.get(key));
+    const { take: changes, commit: commitLedger, abort } = this.ledger.takePartial();
     const totals = {
       natRulesTotal: this.natRulesTotal + this.fixedNatRules,
       filterRulesTotal: this.filterRulesTotal + this.fixedFilterRules,
     };
-    const rules = planPartial(this.applied, this.wanted, covered, totals, this.options.maxChainsPerTransaction);
+    const rules = planPartial(changes, totals, this.options.maxChainsPerTransaction);
     const touched: HairpinKey[] = [];
-    for (const key of covered) touched.push(...(this.applied.get(key)?.loopback ?? []), ...(this.wanted.get(key)?.loopback ?? []));
+    for (const { before, after } of changes) touched.push(...(before?.loopback ?? []), ...(after?.loopback ?? []));
     const ipset = this.loopback.planPartial(touched);
-    this.pending = new Set();
     const commit = (): void => {
-      for (const [key, fragment] of snapshot) {
-        if (fragment === undefined) this.applied.delete(key);
-        else this.applied.set(key, fragment);
-      }
+      commitLedger();
       ipset?.commit();
     };
     if (rules === undefined && ipset === undefined) {
@@ -151,18 +111,11 @@ export class IptablesCompiler {
       commit();
       return undefined;
     }
-    return {
-      payload: rules ?? emptyPartial(totals),
-      ...(ipset ? { ipset: ipset.plan } : {}),
-      commit,
-      abort: () => {
-        for (const key of covered) this.pending.add(key);
-      },
-    };
+    return { payload: rules ?? emptyPartial(totals), ...(ipset ? { ipset: ipset.plan } : {}), commit, abort };
   }
 
   get serviceCount(): number {
-    return this.wanted.size;
+    return this.ledger.size;
   }
 
   get isLargeCluster(): boolean {

@@ -1,9 +1,7 @@
 import { exactSize } from '../../compact.js';
-import { selectClusterIPEndpoints } from '../../model/categorize.js';
-import type { Endpoint, Service, ServiceKey, ServicePortSpec } from '../../model/types.js';
-import { servicePortNameString } from '../../model/types.js';
+import type { Endpoint, ServiceKey } from '../../model/types.js';
 import { ChainTable, type EndpointChainStyle, type PolicyChainSpec, type PolicyChainStyle, hostPortKey } from './chain-table.js';
-import type { ServicePortInput } from '../../model/service-view.js';
+import type { ServiceView } from '../../model/service-view.js';
 import { type HairpinKey, hairpinKey } from '../shared/hairpin-members.js';
 import { KUBE_MARK_MASQ, KUBE_SERVICES, countLines, portMatch, unservedPortRule } from '../shared/iptables-fixed.js';
 import { endpointChain, servicePortChains } from './names.js';
@@ -39,13 +37,8 @@ const NO_CHAINS: readonly string[] = Object.freeze([]);
  * pkg/proxy/iptables/proxier.go): dispatch in KUBE-SERVICES, masquerade and load balancing in the policy
  * chain, hairpin masquerade and DNAT in one chain per endpoint, REJECT/DROP in filter when nothing serves.
  */
-export function renderServiceFragment(
-  service: Service,
-  ports: readonly ServicePortInput[],
-  opts: IptablesOptions,
-  largeCluster: boolean,
-): ServiceFragment {
-  const clusterIP = service.clusterIPs[opts.family];
+export function renderServiceFragment(view: ServiceView, opts: IptablesOptions, largeCluster: boolean): ServiceFragment {
+  const { service, clusterIP } = view;
   const natChains = new ChainTable();
   const natServiceRules: string[] = [];
   const filterServiceRules: string[] = [];
@@ -55,12 +48,9 @@ export function renderServiceFragment(
   // Affinity needs a chain per endpoint for its `recent` list, so those Services keep kube-proxy's layout.
   const flat = opts.layout === 'flat' && service.sessionAffinity.type !== 'ClientIP';
 
-  for (const { port, endpoints } of ports) {
-    const spn = servicePortNameString({ service: service.key, port: port.name, protocol: port.protocol });
-    const proto = port.protocol.toLowerCase();
+  for (const { port, name: spn, proto, selection: sel } of view.ports) {
     const chains = servicePortChains(spn, port.protocol);
     const iTPLocal = service.internalTrafficPolicy === 'Local';
-    const sel = selectClusterIPEndpoints(endpoints, service.internalTrafficPolicy, opts.node);
     const hasInternalEndpoints = sel.internal.length > 0;
     const internalPolicyChain = iTPLocal ? chains.svl : chains.svc;
     const match = portMatch(proto, clusterIP, port.port);

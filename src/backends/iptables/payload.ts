@@ -10,6 +10,7 @@ import {
 } from '../../kernel/syntax/iptables-restore.js';
 import type { LiveRules } from '../../kernel/syntax/iptables-save.js';
 import { FIXED_CHAINS, KUBE_SERVICES, NODEPORTS_TAIL_RULE, countLines, fixedRules, isPerServiceChain, missingJumps } from '../shared/iptables-fixed.js';
+import type { FragmentChange } from '../shared/fragment-ledger.js';
 import type { ServiceFragment } from './fragment.js';
 import { chainSaveForm } from './save-form.js';
 import { type IptablesOptions, fixedRulesOptions } from './options.js';
@@ -219,9 +220,7 @@ function heldVerbatim(fragments: readonly ServiceFragment[], opts: IptablesOptio
  * sync: whole Services' chains first, then the KUBE-SERVICES edits, then the deletions.
  */
 export function planPartial(
-  applied: ReadonlyMap<string, ServiceFragment>,
-  wanted: ReadonlyMap<string, ServiceFragment>,
-  changed: Iterable<string>,
+  changes: Iterable<FragmentChange<ServiceFragment>>,
   totals: { natRulesTotal: number; filterRulesTotal: number },
   limit = Infinity,
 ): RestorePayload | undefined {
@@ -233,9 +232,7 @@ export function planPartial(
   let declared = 0;
   let natRules = 0;
   let filterRules = 0;
-  for (const key of changed) {
-    const before = applied.get(key);
-    const after = wanted.get(key);
+  for (const { before, after } of changes) {
     if (before === after) continue;
     const w = { names: [] as string[], bodies: [] as string[] };
     for (const [name, body] of after?.natChains ?? []) {

@@ -9,7 +9,6 @@ import type { ClusterState } from '../../model/state.js';
 import type { ServiceKey } from '../../model/types.js';
 import type { Plan, PlanOptions, ProxyBackend } from '../backend.js';
 import { canaryChainsPresent, countLines } from '../shared/iptables-fixed.js';
-import { rebuiltForZone } from '../zone.js';
 import { readConnectionCounts, readDeviceAddresses, readIpvsTable, readSets, requireIpvs, setSysctls } from './live.js';
 import { IpvsCompiler } from './compiler.js';
 import type { ConnectionCounts, IpvsTable, VirtualServer, VirtualServerKey } from './ipvsadm.js';
@@ -24,13 +23,13 @@ import { KUBE_IPVS_IPS, ipvsRulesPayload } from './rules.js';
  */
 export class IpvsBackend implements ProxyBackend {
   readonly name = 'ipvs';
-  private compiler: IpvsCompiler;
+  private readonly compiler: IpvsCompiler;
   /** What the kernel holds after the last successful sync; unknown after a failure (the next sync is full). */
   private applied: IpvsKernelState = UNKNOWN_KERNEL_STATE;
   private prepared = false;
 
   constructor(
-    private options: IpvsOptions,
+    private readonly options: IpvsOptions,
     private readonly iptables: IptablesTools = defaultIptablesTools(options.family),
   ) {
     this.compiler = new IpvsCompiler(options);
@@ -40,14 +39,10 @@ export class IpvsBackend implements ProxyBackend {
     this.compiler.update(state, changed);
   }
 
-  setNodeZone(state: ClusterState, zone: string | undefined): void {
-    const rebuilt = rebuiltForZone(this.options, zone, state, (o) => new IpvsCompiler(o));
-    if (rebuilt !== undefined) ({ options: this.options, compiler: this.compiler } = rebuilt);
-  }
 
 
   async plan(full: boolean, { readKernel }: PlanOptions): Promise<Plan | undefined> {
-    const desired = this.compiler.desired();
+    const { take: desired, commit, abort } = this.compiler.desired();
     const family = this.options.family;
     let observed: IpvsKernelState;
     let live: LiveRules | undefined;
@@ -70,6 +65,7 @@ export class IpvsBackend implements ProxyBackend {
     const plan = planIpvs(desired, observed, counts, family, (b) => ipvsRulesPayload(b, live));
     if (plan.empty) {
       this.applied = plan.after;
+      commit();
       return undefined;
     }
     const body = plan.after.rulesBody;
@@ -83,10 +79,12 @@ export class IpvsBackend implements ProxyBackend {
       },
       commit: () => {
         this.applied = plan.after;
+        commit();
       },
       // Whatever part of it took effect, the next (full) sync reads the kernel again.
       abort: () => {
         this.applied = UNKNOWN_KERNEL_STATE;
+        abort();
       },
     };
   }

@@ -1,6 +1,7 @@
-import { endpointsForPort } from '../../model/endpoints.js';
+import { viewService } from '../../model/service-view.js';
 import type { ClusterState } from '../../model/state.js';
 import type { ServiceKey } from '../../model/types.js';
+import { FragmentLedger, type LedgerTake } from '../shared/fragment-ledger.js';
 import { type IpvsFragment, renderIpvsFragment } from './fragment.js';
 import type { IpvsOptions } from './options.js';
 import { type IpvsDesired, desiredState } from './plan.js';
@@ -8,36 +9,28 @@ import { ipvsRulesBody } from './rules.js';
 
 /**
  * IPVS mode's compiler: pure, stateful only in its cache of one fragment per Service, re-rendered only for
- * the Services reported as changed. The desired state of the whole node is assembled from the fragments.
+ * the Services reported as changed. Every sync diffs the desired state of the whole node, assembled from the
+ * fragments, against the kernel's (plan.ts), so what the kernel holds is kept as IPVS state by the backend.
  */
 export class IpvsCompiler {
-  private readonly fragments = new Map<ServiceKey, IpvsFragment>();
+  private readonly ledger = new FragmentLedger<IpvsFragment>();
 
   constructor(readonly options: IpvsOptions) {}
 
   update(state: ClusterState, changed: Iterable<ServiceKey>): void {
     for (const key of changed) {
-      const service = state.getService(key);
-      if (service === undefined) {
-        this.fragments.delete(key);
-        continue;
-      }
-      const slices = state.slicesOf(key);
-      const ports = service.ports.map((port) => ({
-        port,
-        endpoints: endpointsForPort(slices, port, this.options.family, this.options.node.name),
-      }));
-      this.fragments.set(key, renderIpvsFragment(service, ports, this.options));
+      const view = viewService(state, key, this.options.family);
+      this.ledger.set(key, view === undefined ? undefined : renderIpvsFragment(view, this.options));
     }
   }
 
   /** Everything the node should hold, with Services in key order so every output is deterministic. */
-  desired(): IpvsDesired {
-    const ordered = [...this.fragments.keys()].sort().map((k) => this.fragments.get(k)!);
-    return desiredState(ordered, ipvsRulesBody(this.options, ordered.flatMap((f) => f.filterRules)));
+  desired(): LedgerTake<IpvsDesired> {
+    const { take: ordered, commit, abort } = this.ledger.takeFull();
+    return { take: desiredState(ordered, ipvsRulesBody(this.options, ordered.flatMap((f) => f.filterRules))), commit, abort };
   }
 
   get serviceCount(): number {
-    return this.fragments.size;
+    return this.ledger.size;
   }
 }

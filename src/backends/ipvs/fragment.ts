@@ -1,9 +1,6 @@
-import { selectClusterIPEndpoints } from '../../model/categorize.js';
-import type { Service, ServicePortSpec } from '../../model/types.js';
-import { servicePortNameString } from '../../model/types.js';
-import type { ServicePortInput } from '../../model/service-view.js';
+import type { ServiceView } from '../../model/service-view.js';
 import { portMatch, unservedPortRule } from '../shared/iptables-fixed.js';
-import { type IpvsProtocol, type RealServer, type VirtualServer, virtualServerKey } from './ipvsadm.js';
+import { type RealServer, type VirtualServer, virtualServerKey } from './ipvsadm.js';
 import type { IpvsOptions } from './options.js';
 
 /** One virtual server with the real servers it should have (all weight 1). */
@@ -35,18 +32,15 @@ const EMPTY: IpvsFragment = { address: undefined, virtualServers: [], clusterIpM
  * filter OUTPUT could drop them (upstream keeps an empty virtual server, which IPVS answers with ICMP
  * port-unreachable, so its Local-policy DROP is a REJECT for the node itself).
  */
-export function renderIpvsFragment(service: Service, ports: readonly ServicePortInput[], opts: IpvsOptions): IpvsFragment {
-  const clusterIP = service.clusterIPs[opts.family];
+export function renderIpvsFragment(view: ServiceView, opts: IpvsOptions): IpvsFragment {
+  const { service, clusterIP } = view;
   if (clusterIP === undefined) return EMPTY;
   const virtualServers: WantedVirtualServer[] = [];
   const clusterIpMembers: string[] = [];
   const loopbackMembers: string[] = [];
   const filterRules: string[] = [];
   const persistenceSeconds = service.sessionAffinity.type === 'ClientIP' ? service.sessionAffinity.timeoutSeconds : undefined;
-  for (const { port, endpoints } of ports) {
-    const proto = ipvsProtocol(port);
-    const spn = servicePortNameString({ service: service.key, port: port.name, protocol: port.protocol });
-    const sel = selectClusterIPEndpoints(endpoints, service.internalTrafficPolicy, opts.node);
+  for (const { port, name: spn, proto, selection: sel } of view.ports) {
     const chosen = sel.internal;
     clusterIpMembers.push(`${clusterIP},${proto}:${port.port}`);
     const unserved = unservedPortRule(spn, portMatch(proto, clusterIP, port.port), sel.hasAnyEndpoints, chosen.length > 0);
@@ -67,8 +61,4 @@ export function renderIpvsFragment(service: Service, ports: readonly ServicePort
     for (const ep of chosen) if (ep.isLocal) loopbackMembers.push(`${ep.ip},${proto}:${ep.port},${ep.ip}`);
   }
   return { address: clusterIP, virtualServers, clusterIpMembers, loopbackMembers, filterRules };
-}
-
-function ipvsProtocol(port: ServicePortSpec): IpvsProtocol {
-  return port.protocol.toLowerCase() as IpvsProtocol;
 }

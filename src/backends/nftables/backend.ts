@@ -3,7 +3,6 @@ import type { IPFamily } from '../../model/ip.js';
 import type { ClusterState } from '../../model/state.js';
 import type { ServiceKey } from '../../model/types.js';
 import type { Plan, PlanOptions, ProxyBackend } from '../backend.js';
-import { rebuiltForZone } from '../zone.js';
 import { type LiveTable, NO_TABLE, NftablesCompiler } from './compiler.js';
 import { TABLE_NAME, type NftablesOptions, ourTable } from './options.js';
 import { SERVICES, SERVICE_IPS } from './skeleton.js';
@@ -16,9 +15,9 @@ import { SERVICES, SERVICE_IPS } from './skeleton.js';
  */
 export class NftablesBackend implements ProxyBackend {
   readonly name = 'nftables';
-  private compiler: NftablesCompiler;
+  private readonly compiler: NftablesCompiler;
 
-  constructor(private options: NftablesOptions) {
+  constructor(private readonly options: NftablesOptions) {
     this.compiler = new NftablesCompiler(options);
   }
 
@@ -26,10 +25,6 @@ export class NftablesBackend implements ProxyBackend {
     this.compiler.update(state, changed);
   }
 
-  setNodeZone(state: ClusterState, zone: string | undefined): void {
-    const rebuilt = rebuiltForZone(this.options, zone, state, (o) => new NftablesCompiler(o));
-    if (rebuilt !== undefined) ({ options: this.options, compiler: this.compiler } = rebuilt);
-  }
 
   async plan(full: boolean, { readKernel }: PlanOptions): Promise<Plan | undefined> {
     const sync = full ? this.compiler.planFull(readKernel ? await readLiveTable(this.options.family) : NO_TABLE) : this.compiler.planPartial();

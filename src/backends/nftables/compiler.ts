@@ -1,6 +1,7 @@
-import { endpointsForPort } from '../../model/endpoints.js';
+import { viewService } from '../../model/service-view.js';
 import type { ClusterState } from '../../model/state.js';
 import type { ServiceKey } from '../../model/types.js';
+import { FragmentLedger } from '../shared/fragment-ledger.js';
 import { type HairpinKey, HairpinMembers, hairpinParts } from '../shared/hairpin-members.js';
 import { type Element, type LoadBalancer, type NftFragment, hairpinElement, renderNftFragment } from './fragment.js';
 import { isLoadBalancerChain, isPerServiceObject } from './names.js';
@@ -39,9 +40,7 @@ const ELEMENTS_PER_COMMAND = 1000;
  * 6.2 may still count a reference from a map element deleted in the same transaction (upstream does the same).
  */
 export class NftablesCompiler {
-  private readonly wanted = new Map<ServiceKey, NftFragment>();
-  private applied = new Map<ServiceKey, NftFragment>();
-  private pending = new Set<ServiceKey>();
+  private readonly ledger = new FragmentLedger<NftFragment>();
   private readonly hairpin: HairpinMembers;
   /** Load-balancing chains by name, with how many wanted service ports jump to each. */
   private readonly loadBalancers = new Map<string, { readonly lb: LoadBalancer; refs: number }>();
@@ -56,20 +55,9 @@ export class NftablesCompiler {
 
   update(state: ClusterState, changed: Iterable<ServiceKey>): void {
     for (const key of new Set(changed)) {
-      const service = state.getService(key);
-      const before = this.wanted.get(key);
-      let after: NftFragment | undefined;
-      if (service !== undefined) {
-        const slices = state.slicesOf(key);
-        const ports = service.ports.map((port) => ({
-          port,
-          endpoints: endpointsForPort(slices, port, this.options.family, this.options.node.name),
-        }));
-        after = renderNftFragment(service, ports, this.options);
-        this.wanted.set(key, after);
-      } else {
-        this.wanted.delete(key);
-      }
+      const view = viewService(state, key, this.options.family);
+      const after = view === undefined ? undefined : renderNftFragment(view, this.options);
+      const before = this.ledger.set(key, after);
       this.hairpin.replace(before?.hairpin, after?.hairpin);
       for (const lb of before?.loadBalancers ?? []) {
         const entry = this.loadBalancers.get(lb.name)!;
@@ -80,7 +68,6 @@ export class NftablesCompiler {
         if (entry === undefined) this.loadBalancers.set(lb.name, { lb, refs: 1 });
         else entry.refs++;
       }
-      this.pending.add(key);
     }
   }
 
@@ -89,8 +76,7 @@ export class NftablesCompiler {
    * refilled, every chain written; chains and sets of ours that nothing wants are emptied for deletion.
    */
   planFull(live: LiveTable = NO_TABLE): NftSyncPlan {
-    const snapshot = new Map(this.wanted);
-    const ordered = [...snapshot.keys()].sort().map((k) => snapshot.get(k)!);
+    const { take: ordered, commit, abort } = this.ledger.takeFull();
     const lbs = [...this.loadBalancers.values()].map((e) => e.lb).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const wantedChains = new Set<string>([...fixedChainNames(this.options), ...lbs.map((lb) => lb.name)]);
     const wantedSets = new Set<string>();
@@ -121,32 +107,27 @@ export class NftablesCompiler {
         yield nft.addElements(HAIRPIN, batch);
       }
     }
-    const covered = this.pending;
-    this.pending = new Set();
     return {
       kind: 'full',
       ops: { [Symbol.iterator]: generate },
       deleted: deleteChains.length + deleteSets.length,
       commit: () => {
-        this.applied = snapshot;
+        commit();
         hairpin.commit();
         this.heldLoadBalancers = new Set(lbs.map((lb) => lb.name));
         this.staleChains = new Set(emptyChains);
         this.staleSets = new Set(retireSets);
       },
-      abort: () => {
-        for (const key of covered) this.pending.add(key);
-      },
+      abort,
     };
   }
 
   /** Only what changed since the last committed plan; undefined when nothing did. */
   planPartial(): NftSyncPlan | undefined {
-    const covered = this.pending;
-    this.pending = new Set();
+    const { take: changes, commit: commitLedger, abort } = this.ledger.takePartial();
     const lines: NftOp[] = [];
     const wantedObject = (name: string): boolean =>
-      this.loadBalancers.has(name) || [...covered].some((k) => this.wanted.get(k)?.chains.has(name) || this.wanted.get(k)?.sets.has(name));
+      this.loadBalancers.has(name) || changes.some(({ after }) => after?.chains.has(name) === true || after?.sets.has(name) === true);
     // 1. What earlier transactions emptied, unless wanted again.
     const deleteChains = [...this.staleChains].filter((c) => !wantedObject(c));
     const deleteSets = [...this.staleSets].filter((s) => !wantedObject(s));
@@ -165,9 +146,7 @@ export class NftablesCompiler {
     const touched: HairpinKey[] = [];
     const adds: Element[] = [];
     const dels: Element[] = [];
-    for (const key of covered) {
-      const before = this.applied.get(key);
-      const after = this.wanted.get(key);
+    for (const { before, after } of changes) {
       if (before === after) continue;
       if (after !== undefined) lines.push(...serviceObjectOps(this.options, after, before));
       for (const name of before?.chains.keys() ?? []) if (!after?.chains.has(name)) emptied.push(name);
@@ -187,11 +166,7 @@ export class NftablesCompiler {
     // Load-balancing chains no port jumps to any more: unreferenced once this commits, deleted next time.
     const unusedLoadBalancers = [...this.heldLoadBalancers].filter((name) => !this.loadBalancers.has(name) && !deleteChains.includes(name));
     const commit = (): void => {
-      for (const key of covered) {
-        const after = this.wanted.get(key);
-        if (after === undefined) this.applied.delete(key);
-        else this.applied.set(key, after);
-      }
+      commitLedger();
       hairpin?.commit();
       for (const name of newLoadBalancers) this.heldLoadBalancers.add(name);
       for (const c of deleteChains) this.heldLoadBalancers.delete(c);
@@ -211,14 +186,12 @@ export class NftablesCompiler {
       ops: lines,
       deleted: deleteChains.length + deleteSets.length,
       commit,
-      abort: () => {
-        for (const key of covered) this.pending.add(key);
-      },
+      abort,
     };
   }
 
   get serviceCount(): number {
-    return this.wanted.size;
+    return this.ledger.size;
   }
 }
 

@@ -1,10 +1,8 @@
 import { exactSize } from '../../compact.js';
 import type { NftElement } from '../../kernel/syntax/nft.js';
 import { joinHostPort } from '../../model/ip.js';
-import { selectClusterIPEndpoints } from '../../model/categorize.js';
-import type { Service, ServiceKey } from '../../model/types.js';
-import { servicePortNameString } from '../../model/types.js';
-import type { ServicePortInput } from '../../model/service-view.js';
+import type { ServiceKey } from '../../model/types.js';
+import type { ServiceView } from '../../model/service-view.js';
 import { type HairpinKey, hairpinKey } from '../shared/hairpin-members.js';
 import { affinitySet, endpointBase, endpointChain, loadBalancerChain, localChain, serviceChain, servicePortBase } from './names.js';
 import { type NftablesOptions, familySyntax } from './options.js';
@@ -51,9 +49,9 @@ const NO_SETS: ReadonlyMap<string, number> = new Map();
  * elements, never a rule. With ClientIP affinity the port keeps upstream's chains: a service (or local)
  * chain, one chain and one timeout set per endpoint.
  */
-export function renderNftFragment(service: Service, ports: readonly ServicePortInput[], opts: NftablesOptions): NftFragment {
+export function renderNftFragment(view: ServiceView, opts: NftablesOptions): NftFragment {
   const f = familySyntax(opts.family);
-  const clusterIP = service.clusterIPs[opts.family];
+  const { service, clusterIP } = view;
   const elements: Element[] = [];
   const hairpin: HairpinKey[] = [];
   const loadBalancers: LoadBalancer[] = [];
@@ -63,13 +61,9 @@ export function renderNftFragment(service: Service, ports: readonly ServicePortI
   elements.push({ set: CLUSTER_IPS, key: clusterIP });
   const affinity = service.sessionAffinity.type === 'ClientIP' ? service.sessionAffinity.timeoutSeconds : undefined;
 
-  for (const { port, endpoints } of ports) {
-    const spnParts = { service: service.key, port: port.name, protocol: port.protocol };
-    const spn = servicePortNameString(spnParts);
-    const proto = port.protocol.toLowerCase();
+  for (const { port, spn: spnParts, name: spn, proto, selection: sel } of view.ports) {
     const key = `${clusterIP} . ${proto} . ${port.port}`;
     const iTPLocal = service.internalTrafficPolicy === 'Local';
-    const sel = selectClusterIPEndpoints(endpoints, service.internalTrafficPolicy, opts.node);
     const used = sel.internal;
     if (!sel.hasAnyEndpoints) {
       elements.push({ set: NO_ENDPOINT_SERVICES, key, comment: spn, value: `goto ${REJECT_CHAIN}` });

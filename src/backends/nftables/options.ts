@@ -7,8 +7,8 @@ import { type CommonOptions, defaultIptablesRulesOptions } from '../shared/optio
 export type NftablesOptions = CommonOptions;
 
 export function defaultNftablesOptions(overrides: Partial<NftablesOptions> = {}): NftablesOptions {
-  const { family, node, clusterCidr, masqueradeAll, masqueradeMark } = defaultIptablesRulesOptions(overrides);
-  return { family, node, clusterCidr, masqueradeAll, masqueradeMark };
+  const { family, clusterCidr, masqueradeAll, masqueradeMark } = defaultIptablesRulesOptions(overrides);
+  return { family, clusterCidr, masqueradeAll, masqueradeMark };
 }
 
 /** kube-proxy's table name in both families. */

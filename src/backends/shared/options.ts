@@ -1,10 +1,8 @@
-import type { NodeTopology } from '../../model/categorize.js';
 import type { IPFamily } from '../../model/ip.js';
 
 /** What every backend's rules depend on besides the cluster state. */
 export interface CommonOptions {
   readonly family: IPFamily;
-  readonly node: NodeTopology;
   /** Pod CIDR of this family: traffic to a ClusterIP from outside it is masqueraded. */
   readonly clusterCidr: string | undefined;
   readonly masqueradeAll: boolean;
@@ -23,7 +21,6 @@ export const DEFAULT_MASQUERADE_MARK = '0x4000';
 export function defaultIptablesRulesOptions(overrides: Partial<IptablesRulesOptions> = {}): IptablesRulesOptions {
   return {
     family: 'IPv4',
-    node: { name: '', zone: undefined },
     clusterCidr: undefined,
     masqueradeAll: false,
     masqueradeMark: DEFAULT_MASQUERADE_MARK,
