@@ -22,6 +22,7 @@ interface IpSet {
   readonly options: ReadonlyMap<string, string>;
   /** What makes two creates "exactly the same set" for -exist: type, family, maxelem, timeout, flags. */
   readonly identity: string;
+  readonly maxelem: number;
   members: Set<string>;
 }
 
@@ -111,8 +112,11 @@ export class FakeIpset {
         const s = this.need(name);
         if (args.length !== 1) throw new Error(`one member expected (entry options are not modelled): ${args.join(' ')}`);
         const member = parseMember(s, args[0]!);
-        if (command === 'add' || command === '-A') s.members.add(member);
-        else s.members.delete(member);
+        if (command === 'del' || command === '-D') s.members.delete(member);
+        else if (!s.members.has(member)) {
+          if (s.members.size >= s.maxelem) throw new Error(`Hash is full, cannot add more elements (maxelem ${s.maxelem})`);
+          s.members.add(member);
+        }
         return;
       }
       case 'flush':
@@ -194,7 +198,7 @@ function parseCreate(name: string | undefined, args: readonly string[]): IpSet {
     .sort((a, b) => byString(a[0], b[0]))
     .map(([k, v]) => (v === '' ? k : `${k} ${v}`))
     .join(' ');
-  return { type, family, options, identity, members: new Set() };
+  return { type, family, options, identity, maxelem: Number(identityOptions.get('maxelem')), members: new Set() };
 }
 
 /** A member in the form ipset prints it back (`10.0.0.1,tcp:80`), checked against the set's type and family. */

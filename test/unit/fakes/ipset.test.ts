@@ -94,6 +94,13 @@ describe('FakeIpset', () => {
     expect(fake.members('I6')).toEqual(['fd00::1']);
   });
 
+  it('refuses a member beyond maxelem, but not one already there', () => {
+    const fake = new FakeIpset();
+    fake.restore('create T hash:ip family inet maxelem 2\nadd T 10.0.0.1\nadd T 10.0.0.2\nadd T 10.0.0.2\n');
+    refusedAt(fake, 'add T 10.0.0.3\n', 1, /Hash is full/);
+    expect(fake.members('T')).toEqual(['10.0.0.1', '10.0.0.2']);
+  });
+
   it('swap needs two existing sets of one type and family', () => {
     const fake = new FakeIpset();
     fake.restore(`${CREATE}\ncreate T hash:ip family inet\n`);
