@@ -23,6 +23,8 @@ export interface ToolErrorInit {
   readonly reason: string;
   /** The command line that ran (file and arguments). */
   readonly command: string;
+  /** The tool's short name (`iptables-restore`, `nft`), whichever binary of it ran; default: the file. */
+  readonly tool?: string;
   readonly exitCode?: number | undefined;
   /** The tool's stderr, trimmed. */
   readonly stderr?: string;
@@ -38,6 +40,7 @@ export class ToolError extends Error {
   readonly what: string;
   readonly reason: string;
   readonly command: string;
+  readonly tool: string;
   readonly exitCode: number | undefined;
   readonly stderr: string;
   readonly offendingLines: readonly string[];
@@ -48,6 +51,7 @@ export class ToolError extends Error {
     this.what = init.what;
     this.reason = init.reason;
     this.command = init.command;
+    this.tool = init.tool ?? init.command.split(' ', 1)[0] ?? '';
     this.exitCode = init.exitCode;
     this.stderr = init.stderr ?? '';
     this.offendingLines = init.offendingLines ?? [];
@@ -64,8 +68,8 @@ export class ToolError extends Error {
   }
 
   private init(): ToolErrorInit {
-    const { code, what, reason, command, exitCode, stderr, offendingLines } = this;
-    return { code, what, reason, command, exitCode, stderr, offendingLines };
+    const { code, what, reason, command, tool, exitCode, stderr, offendingLines } = this;
+    return { code, what, reason, command, tool, exitCode, stderr, offendingLines };
   }
 }
 
@@ -78,6 +82,8 @@ export interface ToolCall {
   readonly timeoutMs: number;
   /** How the error message names the run; default `file` and its arguments. */
   readonly what?: string;
+  /** The tool's short name, when `file` is one of its binaries (`iptables-nft-restore` is `iptables-restore`). */
+  readonly tool?: string;
   /** stdin: a string, or pieces streamed in 64 kB batches without being joined (a full sync is 30 MB). */
   readonly input?: string | Iterable<string>;
   /** The input lines the tool's stderr points at, for the error. */
@@ -102,6 +108,7 @@ const DEFAULT_MAX_BUFFER = 1024 * 1024 * 1024;
 export async function runTool(call: ToolCall): Promise<ToolResult> {
   const command = [call.file, ...call.args].join(' ');
   const what = call.what ?? command;
+  const tool = call.tool ?? call.file;
   try {
     const r = await execa(call.file, call.args, {
       timeout: call.timeoutMs,
@@ -114,7 +121,7 @@ export async function runTool(call: ToolCall): Promise<ToolResult> {
     const stdout = typeof r.stdout === 'string' ? r.stdout : '';
     if (!r.failed) return { exitCode: 0, stdout, stderr };
     // No exit code: the program never ran, timed out or was killed.
-    if (r.exitCode === undefined) throw new ToolError({ code: startFailure(r), what, reason: whyNotRun(r, call.pkg, call.timeoutMs), command, stderr, cause: r });
+    if (r.exitCode === undefined) throw new ToolError({ code: startFailure(r), what, reason: whyNotRun(r, call.pkg, call.timeoutMs), command, tool, stderr, cause: r });
     const ok = call.okExitCodes ?? [0];
     if (ok === 'any' || ok.includes(r.exitCode)) return { exitCode: r.exitCode, stdout, stderr };
     const text = call.input === undefined ? '' : typeof call.input === 'string' ? call.input : [...call.input].join('');
@@ -123,6 +130,7 @@ export async function runTool(call: ToolCall): Promise<ToolResult> {
       what,
       reason: `exit code ${r.exitCode}`,
       command,
+      tool,
       exitCode: r.exitCode,
       stderr,
       offendingLines: call.offendingLines?.(text, stderr) ?? [],
@@ -130,7 +138,7 @@ export async function runTool(call: ToolCall): Promise<ToolResult> {
     });
   } catch (e) {
     if (e instanceof ToolError) throw e;
-    throw new ToolError({ code: 'TOOL_FAILED', what, reason: e instanceof Error ? e.message : String(e), command, cause: e });
+    throw new ToolError({ code: 'TOOL_FAILED', what, reason: e instanceof Error ? e.message : String(e), command, tool, cause: e });
   }
 }
 

@@ -1,6 +1,7 @@
 // nft: transactions (`nft -f -`) and the few listings a sync needs.
 import type { IPFamily } from '../model/ip.js';
 import { ToolError, linesAt, probeTool, runTool } from './exec.js';
+import { nftFamily } from './syntax/nft.js';
 import { type Tool, textTool } from './tool.js';
 
 const PKG = 'nftables';
@@ -22,10 +23,6 @@ export function nftOffendingLines(input: string, output: string): string[] {
   return linesAt(input, [...output.matchAll(/^\/dev\/stdin:(\d+):/gm)].map((m) => Number(m[1])));
 }
 
-/** The table family nft uses for an IP family. */
-export function nftFamily(family: IPFamily): 'ip' | 'ip6' {
-  return family === 'IPv4' ? 'ip' : 'ip6';
-}
 
 /** What `nft -j list` prints: a schema marker, then objects keyed by their kind. */
 interface NftJson {

@@ -72,6 +72,7 @@ export async function runStep(step: Step, input: Iterable<string>): Promise<void
     pkg: tool.pkg,
     timeoutMs: tool.timeoutMs,
     what: tool.what ?? tool.label,
+    tool: tool.name,
     ...(step.kind === 'command' ? {} : { input }),
     ...(tool.offendingLines === undefined ? {} : { offendingLines: tool.offendingLines }),
   };
@@ -84,7 +85,7 @@ export async function runStep(step: Step, input: Iterable<string>): Promise<void
     throw e;
   }
   if (tool.stderrFails && stderr !== '') {
-    const e = new ToolError({ code: 'PARTIALLY_APPLIED', what: call.what ?? tool.label, reason: 'errors on stderr', command: [tool.file, ...tool.args].join(' '), stderr });
+    const e = new ToolError({ code: 'PARTIALLY_APPLIED', what: call.what ?? tool.label, reason: 'errors on stderr', command: [tool.file, ...tool.args].join(' '), tool: tool.name, stderr });
     throw step.kind === 'input' && step.explain !== undefined ? await step.explain(e) : e;
   }
 }

@@ -5,7 +5,7 @@ import type { Step } from '../../kernel/tool.js';
 import type { ClusterState } from '../../model/state.js';
 import type { ServiceKey } from '../../model/types.js';
 import type { Plan, PlanOptions, ProxyBackend } from '../backend.js';
-import { canaryChainsPresent } from '../shared/iptables-fixed.js';
+import { canaryChainsPresent } from '../shared/canary.js';
 import { IptablesCompiler } from './compiler.js';
 import { parseLiveRules } from './live-rules.js';
 import type { IptablesOptions } from './options.js';

@@ -1,5 +1,5 @@
-import { NFT_APPLY, listTables, nftFamily } from '../../kernel/nft.js';
-import { nft } from '../../kernel/syntax/nft.js';
+import { NFT_APPLY, listTables } from '../../kernel/nft.js';
+import { nft, nftFamily } from '../../kernel/syntax/nft.js';
 import type { IPFamily } from '../../model/ip.js';
 import { type BackendCleanup, nothingToRemove } from '../backend.js';
 import { TABLE_NAME, ourTable } from './options.js';

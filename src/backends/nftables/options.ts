@@ -1,5 +1,4 @@
-import { nftFamily } from '../../kernel/nft.js';
-import type { NftTable } from '../../kernel/syntax/nft.js';
+import { type NftTable, nftFamily } from '../../kernel/syntax/nft.js';
 import type { IPFamily } from '../../model/ip.js';
 import { type CommonOptions, defaultIptablesRulesOptions } from '../shared/options.js';
 

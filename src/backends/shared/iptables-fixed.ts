@@ -1,7 +1,6 @@
 // kube-proxy's iptables vocabulary that both modes writing iptables rules (iptables, IPVS) share: the fixed
 // chains every sync owns outright, their rules, the jumps that hook them into the built-in chains, and the
 // per-service chain names that are ours.
-import { type IptablesTools, chainExists } from '../../kernel/iptables.js';
 import type { LiveRules } from '../../kernel/syntax/iptables-save.js';
 
 export const KUBE_SERVICES = 'KUBE-SERVICES';
@@ -107,12 +106,6 @@ export function missingJumps(table: Table, live: LiveRules, jumps: readonly Buil
   );
 }
 
-/** False if our canary chain is missing from any table: someone flushed them (both modes declare it). */
-export async function canaryChainsPresent(tools: IptablesTools): Promise<boolean> {
-  const tables = Object.keys(FIXED_CHAINS) as Table[];
-  const present = await Promise.all(tables.map((t) => chainExists(tools, t, KUBE_PROXY_CANARY)));
-  return present.every(Boolean);
-}
 
 /** Prefixes of the chains whose lifetime follows a service port; only these are ever deleted as stale. */
 export const PER_SERVICE_CHAIN_PREFIXES = ['KUBE-SVC-', 'KUBE-SVL-', 'KUBE-EXT-', 'KUBE-FW-', 'KUBE-SEP-'] as const;

@@ -3,6 +3,13 @@
 // iterable rendered while it streams to `nft -f -`: a full sync at 10,000 Services is tens of MB, and neither
 // its operations nor its text are ever held whole. Pure.
 
+import type { IPFamily } from '../../model/ip.js';
+
+/** The table family nft uses for an IP family. */
+export function nftFamily(family: IPFamily): 'ip' | 'ip6' {
+  return family === 'IPv4' ? 'ip' : 'ip6';
+}
+
 /** The table every operation of a transaction addresses; filled in once, here, not by each caller. */
 export interface NftTable {
   readonly family: 'ip' | 'ip6' | 'inet';
