@@ -11,5 +11,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     reporters: ['default', './test/support/summary-reporter.ts'],
+    // Never against a stale build: the CLI, golden and kernel tests run dist/.
+    globalSetup: ['./test/support/build-fresh.ts'],
   },
 });
