@@ -2,20 +2,21 @@ import { createBackend } from './backend-factory.js';
 import type { ProxyConfig } from './config.js';
 import { UsageError } from './errors.js';
 import { parseDuration } from '../duration.js';
-import { type LogLevel, type Logger, createLogger } from '../log.js';
+import { type LogLevel, createLogger } from '../log/logger.js';
+import { conntrackLogs, errorText, reflectorLogs, syncLogs } from '../log/sync-logs.js';
 import { ClusterState } from '../model/state.js';
-import type { ServiceKey } from '../model/types.js';
 import { DEFAULT_HEALTHZ_PORT, DEFAULT_METRICS_PORT, parseBindAddress } from '../serve/bind-address.js';
-import { ProxyHealth } from '../serve/health.js';
+import { ProxyHealth, healthHooks } from '../serve/health.js';
 import { type RunningServer, startHealthServer, startMetricsServer } from '../serve/http.js';
 import { ProxyMetrics } from '../serve/metrics.js';
+import { conntrackMetrics, reflectorMetrics, syncMetrics } from '../serve/sync-metrics.js';
 import { KubeApiClient } from '../sources/kube/api-client.js';
-import { ClusterSource, type NodeInfo, TO_BE_DELETED_TAINT } from '../sources/kube/cluster-source.js';
+import { ClusterSource } from '../sources/kube/cluster-source.js';
 import { KubeconfigError, loadKubeConfig } from '../sources/kube/kubeconfig.js';
-import type { ReflectorEvent } from '../sources/kube/reflector.js';
 import { ConntrackReconciler } from '../sync/conntrack.js';
 import { type Applier, KernelApplier, PrintApplier } from '../sync/applier.js';
-import { SyncLoop, type SyncHooks } from '../sync/loop.js';
+import { type SyncHooks, combineHooks } from '../sync/hooks.js';
+import { SyncLoop } from '../sync/loop.js';
 
 export interface RunFlags {
   readonly kubeconfig?: string | undefined;
@@ -58,93 +59,26 @@ export async function runAgent(config: ProxyConfig, flags: RunFlags, print: (tex
   const state = new ClusterState(config.nodeName);
   const family = config.family;
   const conntrack = new ConntrackReconciler(family);
-  const udpServices = new Set<ServiceKey>();
+  const countConntrack = conntrackMetrics(metrics, family);
+  const logConntrack = conntrackLogs(log);
 
-  const hooks: SyncHooks = {
-    queued: (kind) => {
-      health.queuedUpdate(family);
-      metrics.syncProxyRulesLastQueuedTimestamp.set({ ip_family: family }, Date.now() / 1000);
-      if (kind === 'service') {
-        metrics.serviceChangesPending.inc();
-        metrics.serviceChangesTotal.inc();
-      } else {
-        metrics.endpointChangesPending.inc();
-        metrics.endpointChangesTotal.inc();
-      }
-    },
-    synced: (r) => {
-      health.updated(family);
-      const seconds = r.durationMs / 1000;
-      metrics.syncProxyRulesDuration.observe({ ip_family: family }, seconds);
-      (r.full ? metrics.syncFullProxyRulesDuration : metrics.syncPartialProxyRulesDuration).observe({ ip_family: family }, seconds);
-      metrics.syncProxyRulesLastTimestamp.set({ ip_family: family }, Date.now() / 1000);
-      metrics.serviceChangesPending.set(0);
-      metrics.endpointChangesPending.set(0);
-      for (const [table, n] of Object.entries(r.outcome.ruleTotals)) metrics.iptablesRulesTotal.set({ ip_family: family, table }, n);
-      const fields = {
-        kind: r.outcome.kind,
-        reason: r.reason,
-        durationMs: Math.round(r.durationMs * 10) / 10,
-        servicesChanged: r.servicesChanged,
-        bytes: r.outcome.bytes,
-        rules: r.outcome.ruleTotals,
-        services: backend.serviceCount,
-      };
-      if (r.full) log.info(fields, 'full sync applied');
-      else log.debug(fields, 'partial sync applied');
-    },
-    failed: (r) => {
-      metrics.iptablesRestoreFailuresTotal.inc({ ip_family: family });
-      if (!r.full) metrics.iptablesPartialRestoreFailuresTotal.inc({ ip_family: family });
-      metrics.syncRetriesTotal.inc();
-      log.error(
-        {
-          full: r.full,
-          retryInMs: r.retryInMs,
-          toolOutput: r.failure.stderr,
-          offendingLines: r.failure.offendingLines,
-        },
-        // iptables-restore is atomic, so its rules stay as they were; ipvsadm -R is not, and the full sync
-        // that follows reconciles whatever it left.
-        `sync failed; a full sync follows: ${r.failure.message}`,
-      );
-    },
-    noEndpoints: (service, change, total) => {
-      metrics.servicesWithoutEndpoints.set(total);
-      if (change === 'missing') {
-        log.warn({ service }, 'service has a selector but no endpoints: connections to it are rejected (check the selector and pod readiness)');
-      } else if (change === 'restored') {
-        log.info({ service }, 'service has endpoints again');
-      }
-    },
-    programmed: (_service, seconds) => metrics.networkProgrammingDuration.observe({ ip_family: family }, seconds),
-    flushedFromOutside: () => log.warn('canary chain missing: rules were flushed from outside; running a full sync'),
+  // Stale UDP flows are the kernel's: a dry run leaves them alone.
+  const conntrackCleanup: Partial<SyncHooks> = flags.dryRun ? {} : {
     afterApply: async (changed) => {
-      // Listing conntrack costs a table walk: only when a UDP Service changed (or went away); the reconciler
-      // leaves TCP and SCTP alone, as upstream.
-      let relevant = false;
-      for (const key of changed) {
-        const service = state.getService(key);
-        const udp = service?.ports.some((p) => p.protocol === 'UDP') ?? false;
-        if (udp || udpServices.has(key)) relevant = true;
-        if (udp) udpServices.add(key);
-        else udpServices.delete(key);
-      }
-      if (!relevant) return;
       try {
-        const r = await conntrack.reconcile(state);
-        metrics.conntrackReconcilerSyncDuration.observe({ ip_family: family }, r.durationMs / 1000);
-        metrics.conntrackReconcilerDeletedEntriesTotal.inc({ ip_family: family }, r.deleted);
-        if (r.deleted > 0) log.info({ deleted: r.deleted, flows: r.flows }, 'stale UDP conntrack entries deleted');
+        const r = await conntrack.afterApply(changed, state);
+        if (r === undefined) return;
+        countConntrack(r);
+        logConntrack(r);
       } catch (e) {
         log.warn({ err: errorText(e) }, 'conntrack cleanup failed; it is retried after the next sync');
       }
     },
-    internalError: (e) => log.error({ err: errorText(e) }, 'unexpected error in the sync loop; a full sync follows'),
   };
+  const hooks = combineHooks(healthHooks(health, family), syncMetrics(metrics, backend.name, family), syncLogs(log, () => backend.serviceCount), conntrackCleanup);
 
+  // The source of truth for what runs where: the kernel, or (a dry run) stdout, each sync headed by its time.
   let syncNo = 0;
-  // A dry run prints each sync as `compile` does, headed by when it would have run.
   const printer = new PrintApplier(print, 'pipeable');
   const applier: Applier = flags.dryRun
     ? {
@@ -161,20 +95,26 @@ export async function runAgent(config: ProxyConfig, flags: RunFlags, print: (tex
     retry: { initialMs: 1000, maxMs: Math.max(1000, Math.min(syncPeriodMs, 30_000)) },
     applier,
     readKernel: !flags.dryRun,
+    family,
   });
 
   let started = false;
+  const countWatch = reflectorMetrics(metrics);
+  const logWatch = reflectorLogs(log);
   const source = new ClusterSource(client, state, config.nodeName, {
     changed: (kind) => loop.changed(kind),
     nodeChanged: (node) => {
-      health.setNode(nodeLike(node));
+      health.setNode(node.exists ? node : null);
       if (started) loop.nodeZoneChanged(node.zone);
       else state.setNodeZone(node.zone);
       if (node.deleting) log.warn({ node: config.nodeName }, 'node is being deleted: healthz reports 503');
     },
     rejected: (resource, key, errors) => log.warn({ resource, object: key, errors }, 'object rejected; its previous version (if any) stays programmed'),
     endpointsTriggered: (service, at) => loop.triggered(service, at),
-    reflector: (e) => logReflector(log, metrics, e),
+    reflector: (e) => {
+      countWatch(e);
+      logWatch(e);
+    },
   });
 
   try {
@@ -219,42 +159,6 @@ export async function runAgent(config: ProxyConfig, flags: RunFlags, print: (tex
   return 0;
 }
 
-function nodeLike(node: NodeInfo): Parameters<ProxyHealth['setNode']>[0] {
-  if (!node.exists) return null;
-  return {
-    metadata: { deletionTimestamp: node.deleting ? 'set' : undefined },
-    spec: { taints: node.toBeDeleted ? [{ key: TO_BE_DELETED_TAINT }] : [] },
-  };
-}
-
-function logReflector(log: Logger, metrics: ProxyMetrics, e: ReflectorEvent): void {
-  const resource = e.resource;
-  switch (e.kind) {
-    case 'event':
-      metrics.watchEventsTotal.inc({ resource, type: e.type });
-      return;
-    case 'listed':
-      log.info({ resource, items: e.items, pages: e.pages, resourceVersion: e.resourceVersion }, 'listed');
-      return;
-    case 'watching':
-      log.debug({ resource, resourceVersion: e.resourceVersion }, 'watching');
-      return;
-    case 'watch-ended':
-      metrics.watchRestartsTotal.inc({ resource, reason: e.reason });
-      if (e.reason === 'idle') log.warn({ resource }, 'watch silent for too long; reconnecting');
-      else log.debug({ resource, reason: e.reason }, 'watch ended; resuming');
-      return;
-    case 'relist':
-      metrics.watchRestartsTotal.inc({ resource, reason: 'expired' });
-      log.info({ resource, reason: e.reason }, 'resource version expired; listing again');
-      return;
-    case 'retry':
-      metrics.watchRestartsTotal.inc({ resource, reason: 'error' });
-      log.warn({ resource, delayMs: e.delayMs, err: e.error }, 'API request failed; retrying');
-      return;
-  }
-}
-
 function durationFlag(flag: string, value: string, minMs: number): number {
   const ms = parseDuration(value);
   if (ms === undefined) throw new UsageError(`${flag}: "${value}" is not a duration (examples: 0, 500ms, 1s, 1m)`);
@@ -271,9 +175,6 @@ function bindFlag(flag: string, value: string, defaultPort: number) {
   }
 }
 
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
 
 function kubeconfigOrUsage(flag: string | undefined): ReturnType<typeof loadKubeConfig> {
   try {

@@ -4,7 +4,8 @@
 // (not being deleted, not tainted ToBeDeletedByClusterAutoscaler); /livez ignores the Node.
 // Pure: no I/O, the clock is injected. Counting requests is the HTTP layer's job.
 
-export type IPFamily = 'IPv4' | 'IPv6';
+import type { IPFamily } from '../model/ip.js';
+import type { SyncHooks } from '../sync/hooks.js';
 
 export interface HealthResponse {
   status: 200 | 503;
@@ -12,10 +13,12 @@ export interface HealthResponse {
   headers: Record<string, string>;
 }
 
-/** The parts of a Node that decide eligibility; a V1Node from @kubernetes/client-node fits. */
-export interface NodeLike {
-  metadata?: { deletionTimestamp?: Date | string | undefined } | undefined;
-  spec?: { taints?: ReadonlyArray<{ key: string }> | undefined } | undefined;
+/** The facts of this node's Node object that decide eligibility (the source reads them off the object). */
+export interface NodeEligibility {
+  /** metadata.deletionTimestamp is set. */
+  readonly deleting: boolean;
+  /** Tainted ToBeDeletedByClusterAutoscaler. */
+  readonly toBeDeleted: boolean;
 }
 
 export interface ProxierHealth {
@@ -32,15 +35,9 @@ export interface ProxyHealthSnapshot {
   status: Partial<Record<IPFamily, ProxierHealth>>;
 }
 
-/** Taint the cluster autoscaler sets before it deletes a node. */
-export const TO_BE_DELETED_TAINT = 'ToBeDeletedByClusterAutoscaler';
-
 /** Upstream NodeEligible: false for a missing Node, one being deleted, or one the autoscaler is draining. */
-export function isNodeEligible(node: NodeLike | null): boolean {
-  if (node === null) return false;
-  const deletion = node.metadata?.deletionTimestamp;
-  if (deletion !== undefined && deletion !== '') return false;
-  return !(node.spec?.taints ?? []).some((t) => t.key === TO_BE_DELETED_TAINT);
+export function isNodeEligible(node: NodeEligibility | null): boolean {
+  return node !== null && !node.deleting && !node.toBeDeleted;
 }
 
 const FAMILIES: readonly IPFamily[] = ['IPv4', 'IPv6'];
@@ -66,7 +63,7 @@ export class ProxyHealth {
   private readonly oldestPendingQueued = new Map<IPFamily, number>();
   // undefined = not told yet. Upstream only serves once its NodeManager holds the Node, so the
   // agent should call setNode before serving; until then the node counts as eligible.
-  private node: NodeLike | null | undefined;
+  private node: NodeEligibility | null | undefined;
 
   constructor(opts: { healthTimeoutMs: number; now?: () => number }) {
     if (!Number.isFinite(opts.healthTimeoutMs) || opts.healthTimeoutMs <= 0) {
@@ -92,7 +89,7 @@ export class ProxyHealth {
   }
 
   /** The latest Node object for this node, or null once it is gone. */
-  setNode(node: NodeLike | null): void {
+  setNode(node: NodeEligibility | null): void {
     this.node = node;
   }
 
@@ -153,4 +150,12 @@ function respond(snap: ProxyHealthSnapshot, ok: boolean, nodeEligible: boolean |
     ...(Object.keys(status).length > 0 ? { status } : {}),
   };
   return { status: ok ? 200 : 503, body: JSON.stringify(body), headers: { ...JSON_HEADERS } };
+}
+
+/** The sync loop's reports as health: a queued change starts the clock, a sync stops it. */
+export function healthHooks(health: ProxyHealth, family: IPFamily): Partial<SyncHooks> {
+  return {
+    queued: () => health.queuedUpdate(family),
+    synced: () => health.updated(family),
+  };
 }

@@ -3,7 +3,6 @@
 // Switchboard's own carry the switchboard_ prefix. Each instance owns its registry (never the
 // global one), so tests and embedders can create several.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, exponentialBuckets, linearBuckets } from 'prom-client';
-import type { IPFamily } from './health.js';
 
 /** Upstream: metrics.ExponentialBuckets(0.001, 2, 15), i.e. 1ms .. 16.384s. */
 const SYNC_BUCKETS = exponentialBuckets(0.001, 2, 15);
@@ -20,10 +19,6 @@ const NETWORK_PROGRAMMING_BUCKETS = [
   ...linearBuckets(120, 30, 7),
 ];
 
-export type SyncKind = 'full' | 'partial';
-export type IptablesTable = 'filter' | 'nat' | 'mangle' | 'raw';
-export type TrafficPolicy = 'internal' | 'external';
-export type WatchedResource = 'services' | 'endpointslices' | 'nodes';
 
 export interface ProxyMetricsOptions {
   /** Register prom-client's process and Node.js runtime collectors (default true). */
@@ -55,6 +50,9 @@ export class ProxyMetrics {
   readonly iptablesPartialRestoreFailuresTotal: Counter<'ip_family'>;
   readonly iptablesRulesTotal: Gauge<'ip_family' | 'table'>;
   readonly iptablesRulesLast: Gauge<'ip_family' | 'table'>;
+
+  // kube-proxy, nftables mode
+  readonly nftablesSyncFailuresTotal: Counter<'ip_family'>;
 
   // Switchboard's own
   readonly servicesWithoutEndpoints: Gauge;
@@ -123,6 +121,11 @@ export class ProxyMetrics {
       'ip_family',
       'table',
     ]);
+    this.nftablesSyncFailuresTotal = counter(
+      'kubeproxy_sync_proxy_rules_nftables_sync_failures_total',
+      'Cumulative proxy nftables sync failures',
+      fam,
+    );
     this.noLocalEndpointsTotal = gauge(
       'kubeproxy_sync_proxy_rules_no_local_endpoints_total',
       'Number of services with a Local traffic policy and no endpoints',
@@ -159,35 +162,6 @@ export class ProxyMetrics {
     this.syncRetriesTotal = counter('switchboard_sync_retries_total', 'Syncs scheduled again after a failed sync', []);
 
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
-  }
-
-  /** One sync attempt took `seconds`: upstream observes the overall and the full/partial histogram, success or not. */
-  observeSync(kind: SyncKind, seconds: number, family: IPFamily = 'IPv4'): void {
-    this.syncProxyRulesDuration.observe({ ip_family: family }, seconds);
-    const byKind = kind === 'full' ? this.syncFullProxyRulesDuration : this.syncPartialProxyRulesDuration;
-    byKind.observe({ ip_family: family }, seconds);
-  }
-
-  /** Rules were successfully synced at `atMs` (ms since the epoch). */
-  setLastSynced(atMs: number, family: IPFamily = 'IPv4'): void {
-    this.syncProxyRulesLastTimestamp.set({ ip_family: family }, atMs / 1000);
-  }
-
-  /** A sync was requested at `atMs` (ms since the epoch). */
-  setLastQueued(atMs: number, family: IPFamily = 'IPv4'): void {
-    this.syncProxyRulesLastQueuedTimestamp.set({ ip_family: family }, atMs / 1000);
-  }
-
-  /** Rule counts per table: `owned` is what Switchboard holds now, `written` what the last restore wrote. */
-  setIptablesRuleCounts(
-    counts: Partial<Record<IptablesTable, { owned: number; written: number }>>,
-    family: IPFamily = 'IPv4',
-  ): void {
-    for (const [table, c] of Object.entries(counts)) {
-      if (c === undefined) continue;
-      this.iptablesRulesTotal.set({ ip_family: family, table }, c.owned);
-      this.iptablesRulesLast.set({ ip_family: family, table }, c.written);
-    }
   }
 
   async render(): Promise<{ contentType: string; body: string }> {

@@ -2,8 +2,11 @@ import type { ClusterState } from '../model/state.js';
 import type { ServiceKey } from '../model/types.js';
 import { Backoff } from '../backoff.js';
 import { ToolError } from '../kernel/exec.js';
+import type { IPFamily } from '../model/ip.js';
 import type { ProxyBackend } from '../backends/backend.js';
-import { type Applier, type SyncOutcome, syncBackend } from './applier.js';
+import { type Applier, syncBackend } from './applier.js';
+import { EndpointWatch } from './endpoint-watch.js';
+import type { SyncHooks } from './hooks.js';
 
 export interface SyncLoopOptions {
   /** Changes are coalesced: two syncs start at least this far apart (0: as soon as a change arrives). */
@@ -16,48 +19,11 @@ export interface SyncLoopOptions {
   readonly retry: { readonly initialMs: number; readonly maxMs: number };
   /** Where plans go: the kernel, or the dry run's printer. */
   readonly applier: Applier;
-  /** False for a dry run: backends never read the kernel, the canary is not checked, conntrack is left alone. */
+  /** False for a dry run: backends never read the kernel and the canary is not checked. */
   readonly readKernel: boolean;
+  /** The family the backend programs (endpoint gaps are counted in it). */
+  readonly family: IPFamily;
   readonly now?: () => number;
-}
-
-export interface SyncReport {
-  readonly outcome: SyncOutcome;
-  readonly full: boolean;
-  readonly reason: string;
-  readonly durationMs: number;
-  readonly servicesChanged: number;
-}
-
-export interface SyncFailureReport {
-  readonly failure: ToolError;
-  readonly full: boolean;
-  readonly durationMs: number;
-  readonly retryInMs: number;
-}
-
-/** Everything the loop tells the outside world: health, metrics, logs and conntrack cleanup hang off these. */
-export interface SyncHooks {
-  /** A change is waiting for a sync (kube-proxy's QueuedUpdate). */
-  queued(kind: 'service' | 'endpoints'): void;
-  synced(report: SyncReport): void;
-  failed(report: SyncFailureReport): void;
-  /**
-   * A Service with a selector has no endpoints at all ('missing'), has some again ('restored'), or was deleted
-   * while it had none ('deleted'); `total` is how many such Services there are now.
-   */
-  noEndpoints(service: ServiceKey, change: 'missing' | 'restored' | 'deleted', total: number): void;
-  /** Seconds from an EndpointSlice change's trigger time to its rules being applied. */
-  programmed(service: ServiceKey, seconds: number): void;
-  /** The canary chains were gone; a full sync follows. */
-  flushedFromOutside(): void;
-  /**
-   * Runs after a successful apply with the Services it changed (deleted ones included), for stale UDP
-   * conntrack cleanup. Errors are the hook's to report; they never fail the sync.
-   */
-  afterApply?(changed: ReadonlySet<ServiceKey>): Promise<void>;
-  /** An unexpected error in the loop itself (a bug): logged, and the loop carries on with a full sync. */
-  internalError(e: unknown): void;
 }
 
 /**
@@ -82,10 +48,12 @@ export class SyncLoop {
   private stopped = false;
   private readonly retryBackoff: Backoff;
   private readonly triggers = new Map<ServiceKey, number>();
-  private readonly withoutEndpoints = new Set<ServiceKey>();
+  private readonly endpoints: EndpointWatch;
   /** Services changed since the last successful apply, for conntrack cleanup (survives failed syncs). */
   private readonly unreconciled = new Set<ServiceKey>();
   private syncs = 0;
+  /** The last no-local-endpoints count reported (undefined: none yet, so the first sync reports it). */
+  private lastNoLocal: number | undefined;
 
   constructor(
     private readonly state: ClusterState,
@@ -95,6 +63,7 @@ export class SyncLoop {
   ) {
     this.now = options.now ?? Date.now;
     this.retryBackoff = new Backoff(options.retry.initialMs, options.retry.maxMs);
+    this.endpoints = new EndpointWatch(state, options.family);
   }
 
   /** Starts syncing: call once the sources have listed everything, so the first full sync is complete. */
@@ -234,9 +203,7 @@ export class SyncLoop {
       if (this.unreconciled.size > 0) {
         const services = new Set(this.unreconciled);
         this.unreconciled.clear();
-        if (this.options.readKernel) {
-          await this.hooks.afterApply?.(services).catch((e: unknown) => this.hooks.internalError(e));
-        }
+        await this.hooks.afterApply(services).catch((e: unknown) => this.hooks.internalError(e));
       }
     } catch (e) {
       const failure = e instanceof ToolError ? e : undefined;
@@ -252,20 +219,10 @@ export class SyncLoop {
   }
 
   private trackEndpoints(changed: ReadonlySet<ServiceKey>): void {
-    for (const key of changed) {
-      const service = this.state.getService(key);
-      const missing = service !== undefined && service.hasSelector && this.endpointTotal(key) === 0;
-      if (missing === this.withoutEndpoints.has(key)) continue;
-      if (missing) this.withoutEndpoints.add(key);
-      else this.withoutEndpoints.delete(key);
-      const change = missing ? 'missing' : service === undefined ? 'deleted' : 'restored';
-      this.hooks.noEndpoints(key, change, this.withoutEndpoints.size);
-    }
-  }
-
-  private endpointTotal(key: ServiceKey): number {
-    let n = 0;
-    for (const slice of this.state.slicesOf(key)) n += slice.endpoints.length;
-    return n;
+    const before = this.lastNoLocal;
+    const report = this.endpoints.observe(changed);
+    for (const { service, change } of report.noEndpoints) this.hooks.noEndpoints(service, change, report.withoutEndpoints);
+    this.lastNoLocal = report.noLocalInternal;
+    if (before !== report.noLocalInternal) this.hooks.noLocalEndpoints('internal', report.noLocalInternal);
   }
 }

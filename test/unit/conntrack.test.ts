@@ -3,17 +3,9 @@
 // to ClusterIPs), and the reconcile I/O against a scripted runner.
 import { describe, expect, it } from 'vitest';
 import { parseConntrackList, parseDeletedCount } from '../../src/sync/conntrack-parse.js';
-import {
-  ConntrackError,
-  ConntrackReconciler,
-  type ConntrackFlow,
-  type ServiceBackends,
-  deleteFilters,
-  reconcileConntrack,
-  servingUdpBackends,
-  staleFlows,
-  withDeletedFrontends,
-} from '../../src/sync/conntrack.js';
+import { ConntrackError, ConntrackReconciler, reconcileConntrack } from '../../src/sync/conntrack.js';
+import type { ConntrackFlow } from '../../src/sync/conntrack-parse.js';
+import { type ServiceBackends, deleteFilters, servingUdpBackends, staleFlows, withDeletedFrontends } from '../../src/sync/conntrack-plan.js';
 import type { ConntrackRunner as Runner, RunResult } from '../../src/kernel/conntrack.js';
 import { ToolError } from '../../src/kernel/exec.js';
 import { load } from '../support/compile.js';

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { goTimeJSON, isNodeEligible, ProxyHealth, TO_BE_DELETED_TAINT, type HealthResponse } from '../../src/serve/health.js';
+import type { JsonObject } from '../../src/model/fields.js';
+import { goTimeJSON, isNodeEligible, ProxyHealth, type HealthResponse } from '../../src/serve/health.js';
+import { TO_BE_DELETED_TAINT, readNodeInfo } from '../../src/sources/kube/cluster-source.js';
 
 // Scenarios follow upstream's testProxyHealthUpdater / TestHealthzServer / TestLivezServer
 // (pkg/proxy/healthcheck/healthcheck_test.go), with a 10 s timeout and a stepped fake clock.
@@ -88,17 +90,17 @@ describe('ProxyHealth', () => {
   it('healthz is 503 while the node is being deleted or drained by the autoscaler; livez ignores the node', () => {
     const { health } = tracker();
     health.updated();
-    const cases: Array<[string, Parameters<ProxyHealth['setNode']>[0], 200 | 503]> = [
-      ['plain node', { metadata: {}, spec: {} }, 200],
-      ['other taint', { spec: { taints: [{ key: 'other' }] } }, 200],
-      ['ToBeDeletedByClusterAutoscaler taint', { spec: { taints: [{ key: TO_BE_DELETED_TAINT }] } }, 503],
-      ['deletionTimestamp (Date)', { metadata: { deletionTimestamp: new Date(T0) } }, 503],
-      ['deletionTimestamp (string)', { metadata: { deletionTimestamp: '2025-01-02T03:04:05Z' } }, 503],
+    // Node objects as the API sends them, read as the agent reads them.
+    const cases: Array<[string, JsonObject | null, 200 | 503]> = [
+      ['plain node', { metadata: { name: 'n' }, spec: {} }, 200],
+      ['other taint', { metadata: { name: 'n' }, spec: { taints: [{ key: 'other', effect: 'NoSchedule' }] } }, 200],
+      ['ToBeDeletedByClusterAutoscaler taint', { metadata: { name: 'n' }, spec: { taints: [{ key: TO_BE_DELETED_TAINT, effect: 'NoSchedule' }] } }, 503],
+      ['deletionTimestamp', { metadata: { name: 'n', deletionTimestamp: '2025-01-02T03:04:05Z' } }, 503],
       ['node object gone', null, 503],
-      ['back to a plain node', { metadata: {} }, 200],
+      ['back to a plain node', { metadata: { name: 'n' } }, 200],
     ];
     for (const [name, node, code] of cases) {
-      health.setNode(node);
+      health.setNode(node === null ? null : readNodeInfo(node));
       const hz = health.healthz();
       expect(hz.status, name).toBe(code);
       expect(body(hz).nodeEligible, name).toBe(code === 200);
@@ -110,10 +112,10 @@ describe('ProxyHealth', () => {
   });
 
   it('isNodeEligible matches upstream NodeEligible', () => {
-    expect(isNodeEligible({})).toBe(true);
+    expect(isNodeEligible({ deleting: false, toBeDeleted: false })).toBe(true);
     expect(isNodeEligible(null)).toBe(false);
-    expect(isNodeEligible({ spec: { taints: [{ key: 'node.kubernetes.io/unschedulable' }] } })).toBe(true);
-    expect(isNodeEligible({ spec: { taints: [{ key: 'a' }, { key: TO_BE_DELETED_TAINT }] } })).toBe(false);
+    expect(isNodeEligible(readNodeInfo({ spec: { taints: [{ key: 'node.kubernetes.io/unschedulable' }] } }))).toBe(true);
+    expect(isNodeEligible(readNodeInfo({ spec: { taints: [{ key: 'a' }, { key: TO_BE_DELETED_TAINT }] } }))).toBe(false);
   });
 
   it('formats times like Go encodes time.Time in JSON', () => {

@@ -1,4 +1,19 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { IptablesBackend } from '../../src/backends/iptables/backend.js';
+import { defaultIptablesOptions } from '../../src/backends/iptables/options.js';
+import { ToolError } from '../../src/kernel/exec.js';
+import { ClusterState } from '../../src/model/state.js';
+import { serviceKey } from '../../src/model/types.js';
+import { ProxyHealth } from '../../src/serve/health.js';
+import { startHealthServer } from '../../src/serve/http.js';
+import { conntrackMetrics, reflectorMetrics, syncMetrics } from '../../src/serve/sync-metrics.js';
+import type { ReflectorEvent } from '../../src/sources/kube/reflector.js';
+import { ConntrackReconciler } from '../../src/sync/conntrack.js';
+import { combineHooks } from '../../src/sync/hooks.js';
+import { SyncLoop } from '../../src/sync/loop.js';
+import { setObject } from '../support/compile.js';
+import { FakeApplier, FakeKernel } from '../support/fakes/kernel.js';
+import { type K8sObject, endpointSlice, service } from '../support/objects.js';
 import { ProxyMetrics } from '../../src/serve/metrics.js';
 
 interface Family {
@@ -67,51 +82,109 @@ const UPSTREAM: Record<string, [string, string, string[]]> = {
   kubeproxy_conntrack_reconciler_deleted_entries_total: ['counter', 'Cumulative conntrack flows deleted by conntrack reconciler', ['ip_family']],
 };
 
-function recordEverything(m: ProxyMetrics): void {
-  m.observeSync('full', 0.003);
-  m.observeSync('partial', 0.0005);
-  m.setLastSynced(1_700_000_000_500);
-  m.setLastQueued(1_700_000_000_000);
-  m.networkProgrammingDuration.observe({ ip_family: 'IPv4' }, 0.3);
-  m.endpointChangesPending.set(2);
-  m.endpointChangesTotal.inc(5);
-  m.serviceChangesPending.set(1);
-  m.serviceChangesTotal.inc(3);
-  m.iptablesRestoreFailuresTotal.inc({ ip_family: 'IPv4' });
-  m.iptablesPartialRestoreFailuresTotal.inc({ ip_family: 'IPv4' });
-  m.setIptablesRuleCounts({ nat: { owned: 40, written: 7 }, filter: { owned: 4, written: 4 } });
-  m.noLocalEndpointsTotal.set({ ip_family: 'IPv4', traffic_policy: 'internal' }, 1);
-  m.proxyHealthzTotal.inc({ code: '200' });
-  m.proxyLivezTotal.inc({ code: '503' });
-  m.conntrackReconcilerSyncDuration.observe({ ip_family: 'IPv4' }, 0.01);
-  m.conntrackReconcilerDeletedEntriesTotal.inc({ ip_family: 'IPv4' }, 3);
-  m.servicesWithoutEndpoints.set(4);
-  m.watchRestartsTotal.inc({ resource: 'services', reason: 'expired' });
-  m.watchEventsTotal.inc({ resource: 'endpointslices', type: 'MODIFIED' }, 2);
-  m.syncRetriesTotal.inc();
+/**
+ * The agent's metrics wiring (serve/sync-metrics.ts), fed by what the agent really runs: a SyncLoop over the iptables
+ * backend applying to a fake kernel, one refused partial sync, a UDP Service's conntrack cleanup, watch events, and
+ * requests to the health server. Nothing here sets a metric directly.
+ */
+async function runAgentParts(): Promise<ProxyMetrics> {
+  const m = new ProxyMetrics({ processMetrics: false });
+  const state = new ClusterState('node-a');
+  const backend = new IptablesBackend(defaultIptablesOptions({ clusterCidr: '10.244.0.0/16' }));
+  let refuse = false;
+  const applier = new FakeApplier(new FakeKernel(), (step) =>
+    refuse && step.tool.name === 'iptables-restore'
+      ? ((refuse = false), new ToolError({ code: 'TOOL_REFUSED', what: 'iptables-restore', reason: 'exit code 1', command: 'iptables-restore', tool: 'iptables-restore' }))
+      : undefined,
+  );
+  const conntrack = new ConntrackReconciler('IPv4', {
+    run: async (args) => ({ exitCode: 0, stdout: args[0] === '-L' ? STALE_UDP_FLOW : '', stderr: 'conntrack v1.4.7 (conntrack-tools): 1 flow entries have been deleted.' }),
+  });
+  const countConntrack = conntrackMetrics(m, 'IPv4');
+  const hooks = combineHooks(syncMetrics(m, 'iptables', 'IPv4'), {
+    afterApply: async (changed) => {
+      const r = await conntrack.afterApply(changed, state);
+      if (r !== undefined) countConntrack(r);
+    },
+  });
+  const loop = new SyncLoop(state, backend, hooks, {
+    minSyncPeriodMs: 0,
+    syncPeriodMs: 60_000,
+    canaryPeriodMs: 60_000,
+    retry: { initialMs: 1, maxMs: 1 },
+    applier,
+    readKernel: false,
+    family: 'IPv4',
+  });
+  const change = (obj: K8sObject, kind: 'service' | 'endpoints'): void => {
+    setObject(state, obj);
+    loop.changed(kind);
+  };
+  loop.start();
+  change(service({ name: 'dns', clusterIP: '10.96.0.10', ports: [{ name: 'dns', port: 53, protocol: 'UDP' }] }), 'service');
+  change(endpointSlice({ name: 'dns-1', service: 'dns', ports: [{ name: 'dns', port: 53, protocol: 'UDP' }], endpoints: [{ ip: '10.244.1.5', nodeName: 'node-a' }] }), 'endpoints');
+  // Local policy, endpoints only elsewhere: a no-local-endpoints port. No endpoints at all: a Service without endpoints.
+  change(service({ name: 'local', clusterIP: '10.96.0.11', ports: [{ port: 80 }], internalTrafficPolicy: 'Local' }), 'service');
+  change(endpointSlice({ name: 'local-1', service: 'local', ports: [{ port: 80 }], endpoints: [{ ip: '10.244.2.5', nodeName: 'node-b' }] }), 'endpoints');
+  change(service({ name: 'empty', clusterIP: '10.96.0.12', ports: [{ port: 80 }] }), 'service');
+  await loop.idle();
+  // A partial sync.
+  change(endpointSlice({ name: 'local-1', service: 'local', ports: [{ port: 80 }], endpoints: [{ ip: '10.244.2.6', nodeName: 'node-b' }] }), 'endpoints');
+  await loop.idle();
+  // A partial sync the kernel refuses, then the full sync that follows; and a change with its trigger time.
+  refuse = true;
+  loop.triggered(serviceKey('default', 'dns'), Date.now() - 300);
+  change(endpointSlice({ name: 'dns-1', service: 'dns', ports: [{ name: 'dns', port: 53, protocol: 'UDP' }], endpoints: [{ ip: '10.244.1.6', nodeName: 'node-a' }] }), 'endpoints');
+  await loop.idle();
+  await loop.stop();
+
+  const countWatch = reflectorMetrics(m);
+  for (const e of WATCH_EVENTS) countWatch(e);
+  const health = new ProxyHealth({ healthTimeoutMs: 1000 });
+  const server = await startHealthServer({ host: '127.0.0.1', port: 0 }, health, m);
+  try {
+    for (const path of ['/healthz', '/livez']) await fetch(`http://127.0.0.1:${server.address.port}${path}`).then((r) => r.text());
+  } finally {
+    await server.close();
+  }
+  return m;
 }
 
-describe('ProxyMetrics', () => {
-  it('exposes every kube-proxy metric with the upstream name, type, help and labels', async () => {
-    const m = new ProxyMetrics({ processMetrics: false });
-    recordEverything(m);
-    const { contentType, body } = await m.render();
-    expect(contentType).toBe('text/plain; version=0.0.4; charset=utf-8');
-    const families = parseExposition(body);
+/** A UDP flow to the dns Service DNAT'ed to an endpoint it no longer has. */
+const STALE_UDP_FLOW = 'udp      17 29 src=10.244.9.9 dst=10.96.0.10 sport=5353 dport=53 src=10.244.1.5 dst=10.244.9.9 sport=53 dport=5353 mark=0 use=1';
+
+const WATCH_EVENTS: ReflectorEvent[] = [
+  { kind: 'event', resource: 'endpointslices', type: 'MODIFIED' },
+  { kind: 'event', resource: 'endpointslices', type: 'MODIFIED' },
+  { kind: 'relist', resource: 'services', reason: 'expired' },
+];
+
+describe('the agent\'s metrics', () => {
+  let families: Map<string, Family>;
+  beforeAll(async () => {
+    families = parseExposition((await (await runAgentParts()).render()).body);
+  });
+
+  it('exposes every kube-proxy metric with the upstream name, type, help and labels, each one set by the agent', () => {
     for (const [name, [type, help, labelNames]] of Object.entries(UPSTREAM)) {
       const f = families.get(name);
       expect(f, name).toBeDefined();
       expect(f?.type, name).toBe(type);
       expect(f?.help, name).toBe(help);
       const sample = f?.samples.find((s) => !s.name.endsWith('_bucket'));
+      expect(sample, `${name} was never set`).toBeDefined();
       expect(Object.keys(sample?.labels ?? {}).sort(), name).toEqual([...labelNames].sort());
     }
   });
 
-  it('uses upstream buckets', async () => {
-    const m = new ProxyMetrics({ processMetrics: false });
-    recordEverything(m);
-    const families = parseExposition((await m.render()).body);
+  it('registers no metric the agent leaves unset', () => {
+    // nftables mode's failure counter is the agent's too, in that mode (next test).
+    const otherMode = new Set(['kubeproxy_sync_proxy_rules_nftables_sync_failures_total']);
+    const unset = [...families].filter(([name, f]) => f.samples.length === 0 && !otherMode.has(name)).map(([name]) => name);
+    expect(unset).toEqual([]);
+  });
+
+  it('uses upstream buckets', () => {
     const les = (name: string) =>
       families
         .get(name)
@@ -127,27 +200,44 @@ describe('ProxyMetrics', () => {
     expect(np).toHaveLength(1 + 2 + 59 + 12 + 7 + 1);
   });
 
-  it('records values where the agent puts them', async () => {
-    const m = new ProxyMetrics({ processMetrics: false });
-    recordEverything(m);
-    const families = parseExposition((await m.render()).body);
+  it('records what happened: syncs, the refused restore, rule counts, endpoint gaps, conntrack, watches, probes', () => {
     const value = (name: string, labels: Record<string, string> = {}) =>
       families.get(name)?.samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
     const count = (f: string) => families.get(f)?.samples.find((s) => s.name === `${f}_count`)?.value;
-    expect(count('kubeproxy_sync_proxy_rules_duration_seconds')).toBe(2);
-    expect(count('kubeproxy_sync_full_proxy_rules_duration_seconds')).toBe(1);
-    expect(count('kubeproxy_sync_partial_proxy_rules_duration_seconds')).toBe(1);
-    expect(value('kubeproxy_sync_proxy_rules_last_timestamp_seconds', { ip_family: 'IPv4' })).toBe(1_700_000_000.5);
-    expect(value('kubeproxy_sync_proxy_rules_iptables_total', { ip_family: 'IPv4', table: 'nat' })).toBe(40);
-    expect(value('kubeproxy_sync_proxy_rules_iptables_last', { ip_family: 'IPv4', table: 'nat' })).toBe(7);
-    expect(value('kubeproxy_proxy_livez_total', { code: '503' })).toBe(1);
-    expect(value('switchboard_services_without_endpoints')).toBe(4);
-    expect(families.get('switchboard_services_without_endpoints')?.type).toBe('gauge');
-    expect(value('switchboard_watch_restarts_total', { resource: 'services', reason: 'expired' })).toBe(1);
-    expect(value('switchboard_watch_events_total', { resource: 'endpointslices', type: 'MODIFIED' })).toBe(2);
+    const fam = { ip_family: 'IPv4' };
+    // The first full sync, a partial one, the refused partial one's retry (full) — each a duration sample.
+    expect(count('kubeproxy_sync_full_proxy_rules_duration_seconds')).toBe(2);
+    expect(count('kubeproxy_sync_partial_proxy_rules_duration_seconds')).toBeGreaterThanOrEqual(1);
+    expect(value('kubeproxy_sync_proxy_rules_iptables_restore_failures_total', fam)).toBe(1);
+    expect(value('kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total', fam)).toBe(1);
     expect(value('switchboard_sync_retries_total')).toBe(1);
+    // More than the five fixed nat rules: the Services' own are counted too.
+    expect(value('kubeproxy_sync_proxy_rules_iptables_total', { ...fam, table: 'nat' })).toBeGreaterThan(5);
+    expect(value('kubeproxy_sync_proxy_rules_iptables_last', { ...fam, table: 'filter' })).toBeGreaterThan(0);
+    expect(value('kubeproxy_sync_proxy_rules_no_local_endpoints_total', { ...fam, traffic_policy: 'internal' })).toBe(1);
+    expect(value('switchboard_services_without_endpoints')).toBe(1);
+    expect(value('kubeproxy_sync_proxy_rules_service_changes_total')).toBe(3);
+    expect(value('kubeproxy_sync_proxy_rules_endpoint_changes_total')).toBe(4);
+    expect(value('kubeproxy_sync_proxy_rules_endpoint_changes_pending')).toBe(0);
+    expect(count('kubeproxy_network_programming_duration_seconds')).toBe(1);
+    expect(value('kubeproxy_conntrack_reconciler_deleted_entries_total', fam)).toBe(1);
+    expect(value('switchboard_watch_events_total', { resource: 'endpointslices', type: 'MODIFIED' })).toBe(2);
+    expect(value('switchboard_watch_restarts_total', { resource: 'services', reason: 'expired' })).toBe(1);
+    expect(value('kubeproxy_proxy_healthz_total', { code: '200' })).toBe(1);
+    expect(value('kubeproxy_proxy_livez_total', { code: '200' })).toBe(1);
   });
 
+  it('counts a failed nftables transaction as kube-proxy\'s nftables mode does', async () => {
+    const m = new ProxyMetrics({ processMetrics: false });
+    const failure = new ToolError({ code: 'TOOL_REFUSED', what: 'nft -f', reason: 'exit code 1', command: 'nft -f -', tool: 'nft' });
+    syncMetrics(m, 'nftables', 'IPv4').failed?.({ failure, full: false, durationMs: 1, retryInMs: 1000 });
+    const f = parseExposition((await m.render()).body);
+    expect(f.get('kubeproxy_sync_proxy_rules_nftables_sync_failures_total')?.samples[0]?.value).toBe(1);
+    expect(f.get('kubeproxy_sync_proxy_rules_iptables_restore_failures_total')?.samples).toEqual([]);
+  });
+});
+
+describe('ProxyMetrics', () => {
   it('keeps instances apart and adds process metrics to its own registry only', async () => {
     const a = new ProxyMetrics();
     const b = new ProxyMetrics();

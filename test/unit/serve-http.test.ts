@@ -126,7 +126,7 @@ describe('health and metrics servers over 127.0.0.1', () => {
     expect(JSON.parse(livezLate.body)).toMatchObject({ healthy: false });
 
     health.updated();
-    health.setNode({ metadata: { deletionTimestamp: new Date() } });
+    health.setNode({ deleting: true, toBeDeleted: false });
     expect((await get(hs.address.port, '/healthz')).status).toBe(503);
     expect((await get(hs.address.port, '/livez')).status).toBe(200);
 

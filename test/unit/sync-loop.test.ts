@@ -6,7 +6,8 @@ import type { ServiceKey } from '../../src/model/types.js';
 import { ToolError } from '../../src/kernel/exec.js';
 import { NO_STATS, type Plan, type ProxyBackend } from '../../src/backends/backend.js';
 import { KernelApplier } from '../../src/sync/applier.js';
-import { SyncLoop, type SyncHooks, type SyncLoopOptions } from '../../src/sync/loop.js';
+import type { SyncHooks } from '../../src/sync/hooks.js';
+import { SyncLoop, type SyncLoopOptions } from '../../src/sync/loop.js';
 import { endpointSlice, service } from '../support/objects.js';
 
 /** A backend that records what the loop asks of it; `failNext` makes the next syncs throw an apply failure. */
@@ -62,6 +63,7 @@ function recordingHooks(): { hooks: SyncHooks; rec: Recorded } {
     synced: () => undefined,
     failed: (r) => void rec.failed.push({ full: r.full, retryInMs: r.retryInMs }),
     noEndpoints: (k, change, total) => void rec.noEndpoints.push([k, change, total]),
+    noLocalEndpoints: () => undefined,
     programmed: (k, s) => void rec.programmed.push([k, s]),
     flushedFromOutside: () => void rec.flushed++,
     afterApply: async (changed) => void rec.reconciled.push([...changed].sort()),
@@ -77,6 +79,7 @@ const OPTIONS: SyncLoopOptions = {
   retry: { initialMs: 20, maxMs: 100 },
   applier: new KernelApplier(),
   readKernel: true,
+  family: 'IPv4',
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -164,16 +164,7 @@ export class ClusterSource {
     };
     return {
       upsert: (key, object) => {
-        if (key !== nodeName) return;
-        const metadata = isObject(object['metadata']) ? object['metadata'] : undefined;
-        const spec = isObject(object['spec']) ? object['spec'] : {};
-        const taints = Array.isArray(spec['taints']) ? spec['taints'] : [];
-        publish({
-          zone: labelsOf(metadata).get(ZONE_LABEL),
-          deleting: metadata !== undefined && typeof metadata['deletionTimestamp'] === 'string',
-          toBeDeleted: taints.some((t) => isObject(t) && t['key'] === TO_BE_DELETED_TAINT),
-          exists: true,
-        });
+        if (key === nodeName) publish(readNodeInfo(object));
       },
       remove: (key) => {
         if (key === nodeName) publish({ zone: undefined, deleting: false, toBeDeleted: false, exists: false });
@@ -195,4 +186,18 @@ function triggerTime(object: JsonObject): number | undefined {
   if (typeof value !== 'string') return undefined;
   const t = Date.parse(value);
   return Number.isNaN(t) ? undefined : t;
+}
+
+/** What the proxy needs of its Node object: the zone, and whether load balancers should drain the node. */
+export function readNodeInfo(object: JsonObject): NodeInfo {
+  const metadata = isObject(object['metadata']) ? object['metadata'] : undefined;
+  const spec = isObject(object['spec']) ? object['spec'] : {};
+  const taints = Array.isArray(spec['taints']) ? spec['taints'] : [];
+  const deletion = metadata?.['deletionTimestamp'];
+  return {
+    zone: labelsOf(metadata).get(ZONE_LABEL),
+    deleting: typeof deletion === 'string' && deletion !== '',
+    toBeDeleted: taints.some((t) => isObject(t) && t['key'] === TO_BE_DELETED_TAINT),
+    exists: true,
+  };
 }
