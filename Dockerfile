@@ -16,7 +16,7 @@ RUN npm run bundle
 # ---- runtime ----------------------------------------------------------------------------------------------
 FROM node:24-bookworm-slim AS runtime
 # iptables ships both iptables-legacy-* and iptables-nft-*; the agent picks one per node at start
-# (src/backends/iptables/mode.ts; SWITCHBOARD_IPTABLES_MODE=legacy|nft overrides). ipset and ipvsadm are for the
+# (src/kernel/iptables-mode.ts; SWITCHBOARD_IPTABLES_MODE=legacy|nft overrides). ipset and ipvsadm are for the
 # ipvs backend, nftables for the nftables backend, conntrack for clearing stale UDP flows, iproute2 for
 # addresses and routes, kmod for loading ip_vs/nf_* modules from the host's /lib/modules.
 RUN apt-get update \

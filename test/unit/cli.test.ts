@@ -16,6 +16,14 @@ describe('switchboard compile', () => {
     expect(r.stdout).toContain('"default/a has no endpoints"');
   });
 
+  it('exits 0 without a stack trace when its reader stops early (compile | head)', async () => {
+    const services = Array.from({ length: 3000 }, (_, i) => service({ name: `s${i}`, clusterIP: `10.96.${i >> 8}.${i & 255}`, ports: [{ port: 80 }] }));
+    // The shell pipes into a reader that takes one line and closes: the CLI's writes then fail with EPIPE.
+    const r = await execa('sh', ['-c', `node ${root}dist/cli/main.js compile -f - --node-name n1 | head -n 1`], { input: list(services), reject: false });
+    expect(r.stdout).toBe('*filter');
+    expect(r.stderr).toBe('');
+  });
+
   it('reads several -f files', async () => {
     const r = await run(['compile', '-f', 'rules/examples/web.yaml', '-f', 'rules/examples/features.yaml', '--node-name', 'node-a']);
     expect(r.exitCode).toBe(0);

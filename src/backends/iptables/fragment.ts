@@ -20,7 +20,7 @@ export interface ServiceFragment {
   readonly natServiceRules: readonly string[];
   /** Rules this Service puts in the shared filter KUBE-SERVICES chain (REJECT/DROP), likewise. */
   readonly filterServiceRules: readonly string[];
-  /** nat rules in the Service's own chains plus its KUBE-SERVICES rules, for metrics and the README's counts. */
+  /** nat rules in the Service's own chains plus its KUBE-SERVICES rules, for metrics and the documented rule counts. */
   readonly natRuleCount: number;
   /**
    * Flat layout: the KUBE-LOOP-BACK members (`ip,proto:port,ip`) of the endpoints this Service DNATs to

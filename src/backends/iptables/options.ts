@@ -15,7 +15,7 @@ export interface IptablesOptions extends IptablesRulesOptions {
    * `kube-proxy`: kube-proxy's chains verbatim (one KUBE-SEP chain per endpoint). `flat`: Services without
    * session affinity DNAT straight from their KUBE-SVC/KUBE-SVL chain, and hairpin traffic is found through
    * the KUBE-LOOP-BACK ipset instead of a rule per endpoint; about a third of the rules nf_tables re-validates
-   * on every change. See the README's "Rule layouts".
+   * on every change. See docs/backends/iptables.md, "Rule layouts".
    */
   readonly layout: IptablesLayout;
 }

@@ -35,7 +35,7 @@ export const affinitySet = (epBase: string): string => `affinity-${hashAndTrunca
 /**
  * The shared load-balancing chain of every Service port without affinity that has `count` endpoints of this
  * protocol: it DNATs through @service-endpoints, keyed by the packet's ClusterIP, protocol, port and a random
- * index below `count`. Not an upstream name: upstream has a chain per service port (see README).
+ * index below `count`. Not an upstream name: upstream has a chain per service port (see docs/backends/nftables.md).
  */
 export function loadBalancerChain(protocol: Protocol, count: number): string {
   return `lb-${protocol.toLowerCase()}-${count}`;
