@@ -1,4 +1,4 @@
-import { exactSize } from '../compact.js';
+import { exactSize } from '../exact-size.js';
 import { FieldReader, type JsonObject, type Normalized, labelsOf } from './fields.js';
 import { type IPFamily, parseIP } from './ip.js';
 import {

@@ -1,4 +1,4 @@
-import { exactSize } from '../compact.js';
+import { exactSize } from '../exact-size.js';
 import type { NodeTopology } from './categorize.js';
 import type { EndpointSlice, Service, ServiceKey } from './types.js';
 

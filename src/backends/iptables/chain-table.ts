@@ -1,4 +1,4 @@
-import { exactSize } from '../../compact.js';
+import { exactSize } from '../../exact-size.js';
 import { ipv4Number, joinHostPort } from '../../model/ip.js';
 import { probability } from './probability.js';
 import { KUBE_MARK_MASQ } from '../shared/iptables-fixed.js';

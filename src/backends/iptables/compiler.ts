@@ -6,7 +6,7 @@ import { EMPTY_LIVE_RULES, type LiveRules } from '../../kernel/syntax/iptables-s
 import type { HairpinKey } from '../shared/hairpin-members.js';
 import { type IptablesOptions, fixedRulesOptions } from './options.js';
 import { type IpsetPlan, LoopbackSet } from './loopback-set.js';
-import { type RestorePayload, emptyPartial, planFull, planPartial } from './payload.js';
+import { type RestorePayload, emptyPartial, planFull, planPartial } from './restore-plan.js';
 import { FragmentLedger } from '../shared/fragment-ledger.js';
 import { fixedRules } from '../shared/iptables-fixed.js';
 

@@ -1,4 +1,4 @@
-import { exactSize } from '../../compact.js';
+import { exactSize } from '../../exact-size.js';
 import type { Endpoint, ServiceKey } from '../../model/types.js';
 import { ChainTable, type EndpointChainStyle, type PolicyChainSpec, type PolicyChainStyle, hostPortKey } from './chain-table.js';
 import type { ServiceView } from '../../model/service-view.js';

@@ -6,7 +6,7 @@ export interface IptablesOptions extends IptablesRulesOptions {
   /** Above this many endpoints in total, per-endpoint comments are left out (kube-proxy's large-cluster mode). */
   readonly largeClusterEndpointsThreshold: number;
   /**
-   * A full sync declaring more chains than this is split into several transactions (see payload.ts).
+   * A full sync declaring more chains than this is split into several transactions (see restore-plan.ts).
    * iptables-nft needs it; legacy iptables rewrites the whole table per COMMIT, so one transaction is
    * cheapest there (Infinity). Infinity is also kube-proxy's shape: one COMMIT, whatever the size.
    */

@@ -5,7 +5,7 @@ import type { ServiceKey } from '../../model/types.js';
 import type { Plan, PlanOptions, ProxyBackend } from '../backend.js';
 import { type LiveTable, NO_TABLE, NftablesCompiler } from './compiler.js';
 import { TABLE_NAME, type NftablesOptions, ourTable } from './options.js';
-import { SERVICES, SERVICE_IPS } from './skeleton.js';
+import { SERVICES, SERVICE_IPS } from './fixed-chains.js';
 
 /**
  * `--backend nftables`: kube-proxy's nftables mode (one `ip kube-proxy` table) behind the same sync loop.

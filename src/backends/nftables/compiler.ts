@@ -7,7 +7,7 @@ import { type Element, type LoadBalancer, type NftFragment, hairpinElement, rend
 import { isLoadBalancerChain, isPerServiceObject } from './names.js';
 import { type NftOp, nft } from '../../kernel/syntax/nft.js';
 import { type NftablesOptions, familySyntax } from './options.js';
-import { HAIRPIN, chainHeader, fixedChainNames, loadBalancerRule, skeleton } from './skeleton.js';
+import { HAIRPIN, chainHeader, fixedChainNames, loadBalancerRule, skeleton } from './fixed-chains.js';
 
 /** The chains and sets our table holds, as `nft list` shows them; empty when there is no table. */
 export interface LiveTable {

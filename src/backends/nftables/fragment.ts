@@ -1,4 +1,4 @@
-import { exactSize } from '../../compact.js';
+import { exactSize } from '../../exact-size.js';
 import type { NftElement } from '../../kernel/syntax/nft.js';
 import { joinHostPort } from '../../model/ip.js';
 import type { ServiceKey } from '../../model/types.js';
@@ -6,7 +6,7 @@ import type { ServiceView } from '../../model/service-view.js';
 import { type HairpinKey, hairpinKey } from '../shared/hairpin-members.js';
 import { affinitySet, endpointBase, endpointChain, loadBalancerChain, localChain, serviceChain, servicePortBase } from './names.js';
 import { type NftablesOptions, familySyntax } from './options.js';
-import { CLUSTER_IPS, type ManagedSet, NO_ENDPOINT_SERVICES, REJECT_CHAIN, SERVICE_ENDPOINTS, SERVICE_IPS } from './skeleton.js';
+import { CLUSTER_IPS, type ManagedSet, NO_ENDPOINT_SERVICES, REJECT_CHAIN, SERVICE_ENDPOINTS, SERVICE_IPS } from './fixed-chains.js';
 
 /** One element of a managed set or map. */
 export interface Element extends NftElement {
