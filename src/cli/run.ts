@@ -77,7 +77,7 @@ export async function runAgent(config: ProxyConfig, flags: RunFlags, print: (tex
   };
   const hooks = combineHooks(healthHooks(health, family), syncMetrics(metrics, backend.name, family), syncLogs(log, () => backend.serviceCount), conntrackCleanup);
 
-  // The source of truth for what runs where: the kernel, or (a dry run) stdout, each sync headed by its time.
+  // Where plans go: the kernel, or (a dry run) stdout, each sync headed by when it would have run.
   let syncNo = 0;
   const printer = new PrintApplier(print, 'pipeable');
   const applier: Applier = flags.dryRun
