@@ -163,7 +163,11 @@ function* batchedNat(
     if (group.length === 0) return;
     yield '*nat\n';
     for (const { names } of group) for (const name of names) yield chainLine(name);
-    for (const { f, names } of group) for (const name of names) yield f.natChains.get(name)!;
+    // All of a Service's chains (no chain held verbatim): its table in order, without a lookup by name per chain.
+    for (const { f, names } of group) {
+      if (names.length === f.natChains.size) yield* f.natChains.values();
+      else for (const name of names) yield f.natChains.get(name)!;
+    }
     yield 'COMMIT\n';
     group = [];
     chains = 0;
