@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 
-export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+export { LOG_LEVELS, type LogLevel } from './log-levels.js';
+import type { LogLevel } from './log-levels.js';
 
 export type Logger = pino.Logger;
 

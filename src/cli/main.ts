@@ -7,7 +7,7 @@ import { DEFAULT_IPVS_SCHEDULER, IPVS_SCHEDULERS } from '../backends/ipvs/option
 import { BACKENDS } from '../backends/backend.js';
 import { buildProxyConfig, iptablesModeOverride } from './config.js';
 import { UsageError } from './errors.js';
-import { LOG_LEVELS } from '../log.js';
+import { LOG_LEVELS } from '../log-levels.js';
 import { runCompile } from './compile.js';
 
 async function readStdin(): Promise<string> {
