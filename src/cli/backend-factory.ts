@@ -1,9 +1,7 @@
 import type { ProxyBackend } from '../backends/backend.js';
 import { IptablesBackend } from '../backends/iptables/backend.js';
 import { MAX_CHAINS_PER_TRANSACTION, defaultIptablesOptions, maxChainsPerTransaction } from '../backends/iptables/options.js';
-import { IpvsBackend } from '../backends/ipvs/backend.js';
 import { defaultIpvsOptions } from '../backends/ipvs/options.js';
-import { NftablesBackend } from '../backends/nftables/backend.js';
 import { defaultNftablesOptions } from '../backends/nftables/options.js';
 import { defaultIptablesTools, iptablesCommands } from '../kernel/iptables.js';
 import { type IptablesMode, detectIptablesMode } from '../kernel/iptables-mode.js';
@@ -28,12 +26,17 @@ export async function createBackend(config: ProxyConfig, opts: { readonly dryRun
     masqueradeAll: config.masqueradeAll,
   };
   // nftables mode writes no iptables rule: nothing to detect (both modes' iptables-save) or to decide on.
-  if (config.backend === 'nftables') return { backend: new NftablesBackend(defaultNftablesOptions(common)), iptablesMode: undefined };
+  // The IPVS and nftables backends (some twenty modules) are loaded only when chosen.
+  if (config.backend === 'nftables') {
+    const { NftablesBackend } = await import('../backends/nftables/backend.js');
+    return { backend: new NftablesBackend(defaultNftablesOptions(common)), iptablesMode: undefined };
+  }
   const iptablesMode = opts.dryRun ? undefined : await detectIptablesMode(config.iptablesMode);
   const tools = iptablesMode === undefined ? defaultIptablesTools(config.family) : iptablesCommands(iptablesMode.mode, config.family);
   // kube-proxy installs the ctstate INVALID drop only when the kernel is not in "be liberal" TCP mode.
   const dropInvalid = opts.dryRun ? true : ((await readSysctl('net/netfilter/nf_conntrack_tcp_be_liberal')) ?? '0') === '0';
   if (config.backend === 'ipvs') {
+    const { IpvsBackend } = await import('../backends/ipvs/backend.js');
     return { backend: new IpvsBackend(defaultIpvsOptions({ ...common, dropInvalid, scheduler: config.ipvsScheduler }), tools), iptablesMode };
   }
   const options = defaultIptablesOptions({

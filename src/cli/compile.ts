@@ -4,7 +4,7 @@ import { createBackend } from './backend-factory.js';
 import type { ProxyConfig } from './config.js';
 import { UsageError } from './errors.js';
 import { toolFailureText } from './report.js';
-import { readManifests } from '../sources/manifests.js';
+import { readManifests } from '../sources/read-manifests.js';
 import { type LoadedState, loadObjects } from '../sources/objects.js';
 
 export interface CompileRequest {

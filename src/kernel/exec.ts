@@ -1,7 +1,6 @@
 // The one place that runs programs. Every kernel tool (iptables-save/-restore, ipset, nft, ipvsadm, ip,
 // conntrack) is started here, and every way it can fail becomes one ToolError with a stable code.
 import { Readable } from 'node:stream';
-import { execa } from 'execa';
 
 /**
  * Why a tool run failed, for callers that branch on it:
@@ -110,6 +109,9 @@ export async function runTool(call: ToolCall): Promise<ToolResult> {
   const what = call.what ?? command;
   const tool = call.tool ?? call.file;
   try {
+    // Loaded on first use: execa is a hundred modules (0.15-0.2 s at start), and `compile` without --apply
+    // never runs a tool.
+    const { execa } = await import('execa');
     const r = await execa(call.file, call.args, {
       timeout: call.timeoutMs,
       maxBuffer: call.maxBuffer ?? DEFAULT_MAX_BUFFER,

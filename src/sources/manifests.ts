@@ -1,6 +1,9 @@
-import { readFile } from 'node:fs/promises';
 import { parseAllDocuments } from 'yaml';
-import { type JsonObject, isObject } from '../model/fields.js';
+import type { JsonObject } from '../model/fields.js';
+import { collect, parseJsonText } from './read-manifests.js';
+
+// Reading files and the JSON fast path live in read-manifests.ts, which does not load the YAML parser.
+export { readManifests } from './read-manifests.js';
 
 /** One API object read from a manifest, with where it came from (for error messages). */
 export interface ManifestObject {
@@ -28,18 +31,15 @@ export interface ParsedManifests {
 export function parseManifestText(text: string, source: string): ParsedManifests {
   const objects: ManifestObject[] = [];
   const errors: ManifestError[] = [];
-  const trimmed = text.trimStart();
-  if (trimmed.startsWith('{') || trimmed.startsWith('[')) {
-    try {
-      collect(JSON.parse(text) as unknown, 'document 1', source, objects, errors);
-      return { objects, errors };
-    } catch {
-      // Not valid JSON; YAML is a superset and reports the position of the problem.
-    }
-  }
+  if (!parseJsonText(text, source, objects, errors)) parseYamlText(text, source, objects, errors);
+  return { objects, errors };
+}
+
+/** The YAML path of parseManifestText: every document's objects into `objects`, its errors into `errors`. */
+export function parseYamlText(text: string, source: string, objects: ManifestObject[], errors: ManifestError[]): void {
   const docs = parseAllDocuments(text);
   // parseAllDocuments returns an empty-collection marker for an empty stream.
-  if (!Array.isArray(docs)) return { objects, errors };
+  if (!Array.isArray(docs)) return;
   docs.forEach((doc, i) => {
     const location = `document ${i + 1}`;
     if (doc.errors.length > 0) {
@@ -51,53 +51,4 @@ export function parseManifestText(text: string, source: string): ParsedManifests
     }
     collect(doc.toJS() as unknown, location, source, objects, errors);
   });
-  return { objects, errors };
-}
-
-function collect(value: unknown, location: string, source: string, objects: ManifestObject[], errors: ManifestError[]): void {
-  if (value === null || value === undefined) return; // an empty document, e.g. a trailing `---`
-  if (Array.isArray(value)) {
-    value.forEach((item, i) => collect(item, `${location}, [${i}]`, source, objects, errors));
-    return;
-  }
-  if (!isObject(value)) {
-    errors.push({ source, message: `${location}: not an API object (expected a mapping with kind and metadata)` });
-    return;
-  }
-  const kind = value['kind'];
-  if (typeof kind === 'string' && kind.endsWith('List') && Array.isArray(value['items'])) {
-    // Typed lists (ServiceList) may omit kind on items; List items always carry it.
-    const itemKind = kind === 'List' ? undefined : kind.slice(0, -'List'.length);
-    const itemApiVersion = value['apiVersion'];
-    (value['items'] as unknown[]).forEach((item, i) => {
-      const itemLocation = `${location}, items[${i}]`;
-      if (isObject(item) && itemKind !== undefined && item['kind'] === undefined) {
-        collect({ kind: itemKind, apiVersion: itemApiVersion, ...item }, itemLocation, source, objects, errors);
-      } else {
-        collect(item, itemLocation, source, objects, errors);
-      }
-    });
-    return;
-  }
-  objects.push({ source, location, object: value });
-}
-
-/** Reads and parses manifest files; `-` is standard input. I/O lives here, not in the model. */
-export async function readManifests(paths: readonly string[], stdin: () => Promise<string>): Promise<ParsedManifests> {
-  const objects: ManifestObject[] = [];
-  const errors: ManifestError[] = [];
-  for (const path of paths) {
-    const source = path === '-' ? '<stdin>' : path;
-    let text: string;
-    try {
-      text = path === '-' ? await stdin() : await readFile(path, 'utf8');
-    } catch (e) {
-      errors.push({ source, message: `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}` });
-      continue;
-    }
-    const parsed = parseManifestText(text, source);
-    objects.push(...parsed.objects);
-    errors.push(...parsed.errors);
-  }
-  return { objects, errors };
 }

@@ -173,7 +173,10 @@ function* batchedNat(
   const units = (function* () {
     for (const f of fragments) yield { f, names: [...written(f)] };
   })();
-  yield* writeGroups(groupedByChains(units, (u) => u.names.length, limit), (u) => u.names.map(declareChain), (u) => u.names.map((name) => u.f.natChains.get(name)!));
+  // All of a Service's chains written (none held verbatim): its table in order, without a lookup by name per chain.
+  const bodies = (u: { f: ServiceFragment; names: string[] }): Iterable<string> =>
+    u.names.length === u.f.natChains.size ? u.f.natChains.values() : u.names.map((name) => u.f.natChains.get(name)!);
+  yield* writeGroups(groupedByChains(units, (u) => u.names.length, limit), (u) => u.names.map(declareChain), bodies);
   for (const some of slices(stale, limit)) yield* transaction('nat', some.map(declareChain));
   yield* transaction('nat', FIXED_CHAINS.nat.map(declareChain), natShared(), natJumps);
   for (const some of slices(stale, limit)) yield* transaction('nat', some.map(deleteChain));
@@ -181,7 +184,14 @@ function* batchedNat(
 
 /** One nat transaction per group: every unit's declarations, then every unit's rules. */
 function* writeGroups<T>(groups: Iterable<T[]>, declarations: (unit: T) => Iterable<string>, bodies: (unit: T) => Iterable<string>): Generator<string> {
-  for (const group of groups) yield* transaction('nat', group.flatMap((u) => [...declarations(u)]), group.flatMap((u) => [...bodies(u)]));
+  for (const group of groups) {
+    // Streamed: a group's rules (2,000 chains of them) are rendered while the restore reads them.
+    yield* transaction('nat', concat(group.map(declarations)), concat(group.map(bodies)));
+  }
+}
+
+function* concat(parts: Iterable<Iterable<string>>): Generator<string> {
+  for (const part of parts) yield* part;
 }
 
 /** Per-service chains `liveNat` holds that no fragment declares, sorted. */
