@@ -3,7 +3,6 @@ import type { JsonObject } from '../model/fields.js';
 import { collect, parseJsonText } from './read-manifests.js';
 
 // Reading files and the JSON fast path live in read-manifests.ts, which does not load the YAML parser.
-export { readManifests } from './read-manifests.js';
 
 /** One API object read from a manifest, with where it came from (for error messages). */
 export interface ManifestObject {
