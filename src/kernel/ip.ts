@@ -1,13 +1,13 @@
 // ip (iproute2): links and addresses.
 import type { IPFamily } from '../model/ip.js';
 import { linesAt, probeTool, runTool } from './exec.js';
-import { type Tool, textTool } from './tool.js';
+import { type Tool, defineTool } from './tool.js';
 
 const PKG = 'iproute2';
 const TIMEOUT_MS = 120_000;
 
 /** `ip -batch -`: one process for any number of address changes. */
-export const IP_BATCH: Tool = textTool({
+export const IP_BATCH: Tool = defineTool({
   name: 'ip',
   label: 'ip -batch -',
   file: 'ip',
@@ -22,12 +22,12 @@ export const IP_BATCH: Tool = textTool({
 /** `ip link add NAME type dummy`, as a plan step; a device that exists already is fine. */
 export function addDummyLinkTool(name: string): Tool {
   const label = `ip link add ${name} type dummy`;
-  return textTool({ name: 'ip', label, file: 'ip', args: ['link', 'add', name, 'type', 'dummy'], pkg: PKG, timeoutMs: TIMEOUT_MS, alreadyDone: /File exists/ });
+  return defineTool({ name: 'ip', label, file: 'ip', args: ['link', 'add', name, 'type', 'dummy'], pkg: PKG, timeoutMs: TIMEOUT_MS, alreadyDone: /File exists/ });
 }
 
 /** `ip link del NAME`, as a plan step. */
 export function deleteLinkTool(name: string): Tool {
-  return textTool({ name: 'ip', label: `ip link del ${name}`, file: 'ip', args: ['link', 'del', name], pkg: PKG, timeoutMs: TIMEOUT_MS });
+  return defineTool({ name: 'ip', label: `ip link del ${name}`, file: 'ip', args: ['link', 'del', name], pkg: PKG, timeoutMs: TIMEOUT_MS });
 }
 
 /**

@@ -1,12 +1,12 @@
 // ipset: restore (set contents), list, save and destroy.
 import { ToolError, runTool } from './exec.js';
-import { type Tool, textTool } from './tool.js';
+import { type Tool, defineTool } from './tool.js';
 import { restoreOffendingLines } from './iptables.js';
 
 const PKG = 'ipset';
 
 /** `ipset restore -exist`: creates, adds and deletes are idempotent. Stops at the first failing line. */
-export const IPSET_RESTORE: Tool = textTool({
+export const IPSET_RESTORE: Tool = defineTool({
   name: 'ipset',
   label: 'ipset restore -exist',
   file: 'ipset',
@@ -20,7 +20,7 @@ export const IPSET_RESTORE: Tool = textTool({
 
 /** `ipset destroy NAME`, as a plan step. */
 export function destroyTool(name: string): Tool {
-  return textTool({ name: 'ipset', label: `ipset destroy ${name}`, file: 'ipset', args: ['destroy', name], pkg: PKG, timeoutMs: 30_000 });
+  return defineTool({ name: 'ipset', label: `ipset destroy ${name}`, file: 'ipset', args: ['destroy', name], pkg: PKG, timeoutMs: 30_000 });
 }
 
 /** The names of all ipsets (`ipset list -n`); undefined when the ipset tool is not installed. */

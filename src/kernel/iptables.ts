@@ -1,7 +1,7 @@
 // iptables-save, iptables-restore and iptables (-S), for either family and either iptables mode.
 import type { IPFamily } from '../model/ip.js';
 import type { IptablesMode } from './iptables-mode.js';
-import { type Tool, textTool } from './tool.js';
+import { type Tool, defineTool } from './tool.js';
 import { linesAt, probeTool, runTool } from './exec.js';
 
 /** The binaries of one family and mode (legacy or nft; see iptables-mode.ts); the plain names follow the system default. */
@@ -34,7 +34,7 @@ export async function saveAll(tools: IptablesTools): Promise<string> {
  */
 export function restoreTool(tools: IptablesTools): Tool {
   const name = tools.family === 'IPv4' ? 'iptables-restore' : 'ip6tables-restore';
-  return textTool({
+  return defineTool({
     name,
     label: `${name} --noflush`,
     file: tools.restore,

@@ -1,6 +1,6 @@
 // ipvsadm: the IPVS table saved, listed with counters, and restored.
 import { runTool } from './exec.js';
-import { type Tool, textTool } from './tool.js';
+import { type Tool, defineTool } from './tool.js';
 
 const PKG = 'ipvsadm';
 
@@ -18,7 +18,7 @@ export async function listIpvs(service: readonly string[] = []): Promise<string>
  * `ipvsadm -R`. It is neither atomic nor idempotent, and its exit status is that of the last line only, so any
  * complaint on stderr counts as a failure (the caller then reconciles against the kernel).
  */
-export const IPVSADM_RESTORE: Tool = textTool({
+export const IPVSADM_RESTORE: Tool = defineTool({
   name: 'ipvsadm',
   label: 'ipvsadm -R',
   file: 'ipvsadm',

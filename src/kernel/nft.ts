@@ -2,12 +2,12 @@
 import type { IPFamily } from '../model/ip.js';
 import { ToolError, linesAt, probeTool, runTool } from './exec.js';
 import { nftFamily } from './syntax/nft.js';
-import { type Tool, textTool } from './tool.js';
+import { type Tool, defineTool } from './tool.js';
 
 const PKG = 'nftables';
 
 /** `nft -f -`: one transaction, applied whole or not at all. */
-export const NFT_APPLY: Tool = textTool({
+export const NFT_APPLY: Tool = defineTool({
   name: 'nft',
   label: 'nft -f -',
   file: 'nft',

@@ -26,7 +26,7 @@ export interface Tool {
   readonly alreadyDone?: RegExp;
 }
 
-export function textTool(t: Omit<Tool, 'comments' | 'stderrFails'> & Partial<Pick<Tool, 'comments' | 'stderrFails'>>): Tool {
+export function defineTool(t: Omit<Tool, 'comments' | 'stderrFails'> & Partial<Pick<Tool, 'comments' | 'stderrFails'>>): Tool {
   return { comments: t.name.endsWith('tables-restore') || t.name === 'nft', stderrFails: false, ...t };
 }
 

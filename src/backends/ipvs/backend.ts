@@ -127,7 +127,8 @@ function ipvsSteps(plan: IpvsPlan, iptables: IptablesTools, explain: (e: ToolErr
   const steps: Step[] = [];
   if (plan.createDevice) steps.push({ kind: 'command', tool: addDummyLinkTool(KUBE_IPVS0) });
   steps.push({ kind: 'input', tool: IPSET_RESTORE, input: [plan.ipsetAdds], atomic: false });
-  if (plan.rules !== undefined) steps.push({ kind: 'input', tool: restoreTool(iptables), input: [plan.rules], atomic: true });
+  // Three COMMITs (filter, nat, mangle), each applied on its own.
+  if (plan.rules !== undefined) steps.push({ kind: 'input', tool: restoreTool(iptables), input: [plan.rules], atomic: false });
   steps.push({ kind: 'input', tool: IP_BATCH, input: [plan.addressAdds], atomic: false });
   steps.push({ kind: 'input', tool: IPVSADM_RESTORE, input: [plan.ipvsadm], atomic: false, explain });
   if (plan.addressDels !== '') steps.push({ kind: 'input', tool: IP_BATCH, input: [plan.addressDels], atomic: false });
