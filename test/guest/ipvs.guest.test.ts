@@ -136,7 +136,7 @@ describe('IPVS backend: the IPVS table itself', () => {
     // Someone else's IPVS service, on an address that is not on kube-ipvs0.
     await lab.exec('node', 'ipvsadm', ['-A', '-t', '192.0.2.1:443', '-s', 'wlc']);
     const r = await lab.exec('node', process.execPath, [CLI, 'cleanup'], { reject: false });
-    expect(r.stderr).toContain('ipvs: removed 2 virtual servers and kube-ipvs0');
+    expect(r.stderr, `cleanup said:\n${r.stderr}`).toContain('ipvs: removed 2 virtual servers and kube-ipvs0');
     expect(r.exitCode).toBe(0);
     expect(await ipvsTable(lab)).toEqual(['-A -t 192.0.2.1:443 -s wlc']);
     expect((await lab.exec('node', 'ip', ['link', 'show', 'kube-ipvs0'], { reject: false })).exitCode).not.toBe(0);
