@@ -57,7 +57,8 @@ export async function runAgent(config: ProxyConfig, flags: RunFlags, print: (tex
   const metrics = new ProxyMetrics();
   const health = new ProxyHealth({ healthTimeoutMs: 2 * syncPeriodMs });
   const servers: RunningServer[] = [];
-  const state = new ClusterState(config.nodeName);
+  // --node-ip is this node's IP for good; without it the Node object's addresses are, as they change.
+  const state = new ClusterState(config.nodeName, undefined, config.nodeIP === undefined ? [] : [config.nodeIP]);
   const family = config.family;
   const conntrack = new ConntrackReconciler(family);
   const countConntrack = conntrackMetrics(metrics, family);
@@ -108,6 +109,10 @@ export async function runAgent(config: ProxyConfig, flags: RunFlags, print: (tex
       health.setNode(node.exists ? node : null);
       if (started) loop.nodeZoneChanged(node.zone);
       else state.setNodeZone(node.zone);
+      if (config.nodeIP === undefined) {
+        if (started) loop.nodeIPsChanged(node.ips);
+        else state.setNodeIPs(node.ips);
+      }
       if (node.deleting) log.warn({ node: config.nodeName }, 'node is being deleted: healthz reports 503');
     },
     rejected: (resource, key, errors) => log.warn({ resource, object: key, errors }, 'object rejected; its previous version (if any) stays programmed'),

@@ -97,6 +97,12 @@ export class SyncLoop {
     this.requestFull('node zone changed');
   }
 
+  /** This node's IPs changed (the Node's addresses): load-balancer firewall rules may change. */
+  nodeIPsChanged(ips: readonly string[]): void {
+    this.state.setNodeIPs(ips);
+    this.requestFull('node IPs changed');
+  }
+
   requestFull(reason: string): void {
     if (!this.needFull) this.fullReason = reason;
     this.needFull = true;

@@ -5,6 +5,13 @@ export interface PortSpec {
   readonly port: number;
   readonly protocol?: 'TCP' | 'UDP' | 'SCTP';
   readonly targetPort?: number | string;
+  readonly nodePort?: number;
+}
+
+export interface IngressSpec {
+  readonly ip?: string;
+  readonly hostname?: string;
+  readonly ipMode?: 'VIP' | 'Proxy';
 }
 
 export interface ServiceSpec {
@@ -16,6 +23,11 @@ export interface ServiceSpec {
   readonly internalTrafficPolicy?: 'Cluster' | 'Local';
   readonly affinityTimeoutSeconds?: number;
   readonly labels?: Readonly<Record<string, string>>;
+  readonly externalTrafficPolicy?: 'Cluster' | 'Local';
+  readonly externalIPs?: readonly string[];
+  readonly loadBalancerIngress?: readonly IngressSpec[];
+  readonly loadBalancerSourceRanges?: readonly string[];
+  readonly healthCheckNodePort?: number;
 }
 
 export type K8sObject = Record<string, unknown>;
@@ -35,12 +47,18 @@ export function service(s: ServiceSpec): K8sObject {
         port: p.port,
         protocol: p.protocol ?? 'TCP',
         targetPort: p.targetPort ?? p.port,
+        ...(p.nodePort !== undefined ? { nodePort: p.nodePort } : {}),
       })),
+      ...(s.externalTrafficPolicy ? { externalTrafficPolicy: s.externalTrafficPolicy } : {}),
+      ...(s.externalIPs ? { externalIPs: s.externalIPs } : {}),
+      ...(s.loadBalancerSourceRanges ? { loadBalancerSourceRanges: s.loadBalancerSourceRanges } : {}),
+      ...(s.healthCheckNodePort !== undefined ? { healthCheckNodePort: s.healthCheckNodePort } : {}),
       ...(s.internalTrafficPolicy ? { internalTrafficPolicy: s.internalTrafficPolicy } : {}),
       ...(s.affinityTimeoutSeconds !== undefined
         ? { sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: s.affinityTimeoutSeconds } } }
         : {}),
     },
+    ...(s.loadBalancerIngress ? { status: { loadBalancer: { ingress: s.loadBalancerIngress } } } : {}),
   };
 }
 
