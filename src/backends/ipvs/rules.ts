@@ -39,7 +39,7 @@ export const IPVS_BUILTIN_JUMPS: readonly BuiltinJump[] = [
  * `ipvsRulesPayload`); a sync compares it with the last one applied and skips the restore when equal.
  */
 export function ipvsRulesBody(opts: IpvsOptions, filterRules: Iterable<string>): IpvsRulesBody {
-  const iptablesLike = { masqueradeMark: opts.masqueradeMark, dropInvalid: opts.dropInvalid, hairpinSet: false };
+  const iptablesLike = { masqueradeMark: opts.masqueradeMark, dropInvalid: opts.dropInvalid, hairpinSet: false, localhostNodePorts: false };
   const filter = [
     ...fixedRules('filter', iptablesLike).map((r) => `${r}\n`),
     ...[...filterRules].map((r) => appendRule(KUBE_SERVICES, r)),
