@@ -7,9 +7,7 @@ import { defaultIptablesTools, iptablesCommands } from '../kernel/iptables.js';
 import { type IptablesMode, detectIptablesMode } from '../kernel/iptables-mode.js';
 import { readSysctl } from '../kernel/sysctl.js';
 import type { ProxyConfig } from './config.js';
-import { UsageError } from './errors.js';
-import { localAddresses } from '../kernel/local-addresses.js';
-import { cidrContains } from '../model/ip.js';
+import { resolveNodePortAddresses } from './nodeport-addresses.js';
 
 export interface CreatedBackend {
   readonly backend: ProxyBackend;
@@ -47,26 +45,8 @@ export async function createBackend(config: ProxyConfig, opts: { readonly dryRun
     dropInvalid,
     maxChainsPerTransaction: iptablesMode === undefined ? MAX_CHAINS_PER_TRANSACTION : maxChainsPerTransaction(iptablesMode.mode),
     layout: config.iptablesLayout,
-    nodePortAddresses: iptablesNodePortAddresses(config),
+    nodePortAddresses: resolveNodePortAddresses(config),
     localhostNodePorts: config.localhostNodePorts,
   });
   return { backend: new IptablesBackend(options, tools), iptablesMode };
-}
-
-/**
- * The iptables backend's NodePort addresses: all local addresses (kube-proxy's default for iptables mode), or
- * the addresses of this network namespace inside the CIDRs (read now, as kube-proxy reads them at each sync).
- */
-function iptablesNodePortAddresses(config: ProxyConfig): 'all' | readonly string[] {
-  const flag = config.nodePortAddresses;
-  switch (flag.kind) {
-    case 'default':
-    case 'all':
-      return 'all';
-    case 'primary':
-      if (config.nodeIP === undefined) throw new UsageError('--nodeport-addresses primary: needs --node-ip with this backend');
-      return [config.nodeIP];
-    case 'cidrs':
-      return localAddresses().filter((ip) => flag.cidrs.some((c) => cidrContains(c, ip)));
-  }
 }
