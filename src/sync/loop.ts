@@ -53,7 +53,7 @@ export class SyncLoop {
   private readonly unreconciled = new Set<ServiceKey>();
   private syncs = 0;
   /** The last no-local-endpoints count reported (undefined: none yet, so the first sync reports it). */
-  private lastNoLocal: number | undefined;
+  private lastNoLocal: { internal: number; external: number } | undefined;
 
   constructor(
     private readonly state: ClusterState,
@@ -228,7 +228,8 @@ export class SyncLoop {
     const before = this.lastNoLocal;
     const report = this.endpoints.observe(changed);
     for (const { service, change } of report.noEndpoints) this.hooks.noEndpoints(service, change, report.withoutEndpoints);
-    this.lastNoLocal = report.noLocalInternal;
-    if (before !== report.noLocalInternal) this.hooks.noLocalEndpoints('internal', report.noLocalInternal);
+    this.lastNoLocal = { internal: report.noLocalInternal, external: report.noLocalExternal };
+    if (before?.internal !== report.noLocalInternal) this.hooks.noLocalEndpoints('internal', report.noLocalInternal);
+    if (before?.external !== report.noLocalExternal) this.hooks.noLocalEndpoints('external', report.noLocalExternal);
   }
 }
