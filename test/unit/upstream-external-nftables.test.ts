@@ -24,6 +24,8 @@ import { OVERALL, p80, slice } from '../support/upstream-overall.js';
 //  4. No "Drop traffic to unallocated ClusterIPs" rule (Switchboard does not watch ServiceCIDRs).
 //  5. ClusterIP-only ports without affinity (svc1 here; svc6 has no endpoints, so no chain either way) balance
 //     through the shared lb-<proto>-<n> chains and the service-endpoints map, not service-/endpoint- chains.
+// Not visible in this input: the firewall's node IP is the primary one (as upstream); source ranges are
+// de-duplicated; a --nodeport-addresses list names node IPs, not interface addresses.
 const EXPECTED = readFileSync(new URL('./upstream/overall-nftables.nft', import.meta.url), 'utf8');
 const Q = 'ip kube-proxy';
 const MARK = 'meta mark set meta mark | 0x4000';
