@@ -297,7 +297,10 @@ export function planPartial(
   } else {
     add(writeGroups(groupedByChains(writes, (w) => w.names.length, limit), (w) => w.names.map(declareChain), (w) => w.bodies));
     if (natEdits.length > 0) add(transaction('nat', natEdits));
-    for (const some of slices(removals, limit)) add(transaction('nat', some.map(declareChain), some.map(deleteChain)));
+    // All flushed before any is deleted: a removed EXT or FW chain may jump to a removed SVC or EXT chain of
+    // another slice (as the full sync's batchedNat does).
+    for (const some of slices(removals, limit)) add(transaction('nat', some.map(declareChain)));
+    for (const some of slices(removals, limit)) add(transaction('nat', some.map(deleteChain)));
   }
   return payloadOf('partial', parts, {
     natRulesWritten: natRules,
