@@ -4,7 +4,6 @@ import { compilerFor, load } from '../support/compile.js';
 import { service } from '../support/objects.js';
 import { OVERALL, p80, slice } from '../support/upstream-overall.js';
 
-export { OVERALL };
 
 // kubernetes/kubernetes pkg/proxy/iptables/proxier_test.go, TestOverallIPTablesRules: its six Services, its
 // fake proxier's settings (node test-node at 192.168.0.2, local detector 10.0.0.0/8, mark 0x4000, every local

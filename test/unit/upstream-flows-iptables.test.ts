@@ -6,7 +6,7 @@ import type { IptablesOptions } from '../../src/backends/iptables/options.js';
 import { compilerFor, load } from '../support/compile.js';
 import { tracePacket } from '../support/iptables-tracer.js';
 import { endpointSlice, service, type EndpointSpec, type K8sObject, type ServiceSpec } from '../support/objects.js';
-import { OVERALL } from './upstream-external-iptables.test.js';
+import { OVERALL } from '../support/upstream-overall.js';
 
 /** upstream's fake node: 192.168.0.2 primary, 192.168.1.2 and 192.168.99.11 on eth0 too, and loopback. */
 const LOCAL_IPS = ['127.0.0.1', '192.168.0.2', '192.168.1.2', '192.168.99.11'];
