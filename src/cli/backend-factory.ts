@@ -7,7 +7,7 @@ import { defaultIptablesTools, iptablesCommands } from '../kernel/iptables.js';
 import { type IptablesMode, detectIptablesMode } from '../kernel/iptables-mode.js';
 import { readSysctl } from '../kernel/sysctl.js';
 import type { ProxyConfig } from './config.js';
-import { resolveNodePortAddresses } from './nodeport-addresses.js';
+import { nftablesNodePortAddresses, resolveNodePortAddresses } from './nodeport-addresses.js';
 
 export interface CreatedBackend {
   readonly backend: ProxyBackend;
@@ -30,7 +30,7 @@ export async function createBackend(config: ProxyConfig, opts: { readonly dryRun
   // The IPVS and nftables backends (some twenty modules) are loaded only when chosen.
   if (config.backend === 'nftables') {
     const { NftablesBackend } = await import('../backends/nftables/backend.js');
-    return { backend: new NftablesBackend(defaultNftablesOptions(common)), iptablesMode: undefined };
+    return { backend: new NftablesBackend(defaultNftablesOptions({ ...common, nodePortAddresses: nftablesNodePortAddresses(config) })), iptablesMode: undefined };
   }
   const iptablesMode = opts.dryRun ? undefined : await detectIptablesMode(config.iptablesMode);
   const tools = iptablesMode === undefined ? defaultIptablesTools(config.family) : iptablesCommands(iptablesMode.mode, config.family);

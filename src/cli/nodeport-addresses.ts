@@ -20,3 +20,13 @@ export function resolveNodePortAddresses(config: ProxyConfig): 'all' | readonly 
       return localAddresses().filter((ip) => flag.cidrs.some((c) => cidrContains(c, ip)));
   }
 }
+
+/**
+ * The nftables backend's form: unset means the primary node IP there (kube-proxy's nftables default), which the
+ * backend reads from the node's IPs as they change; `primary` likewise, without needing --node-ip.
+ */
+export function nftablesNodePortAddresses(config: ProxyConfig): 'primary' | 'all' | readonly string[] {
+  const flag = config.nodePortAddresses;
+  if (flag.kind === 'default' || flag.kind === 'primary') return 'primary';
+  return resolveNodePortAddresses(config);
+}

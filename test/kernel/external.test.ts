@@ -2,7 +2,7 @@
 // externalTrafficPolicy, from an external client routed to the node, from pods and from the node itself.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { endpointSlice, service, type EndpointSpec, type IngressSpec, type K8sObject } from '../support/objects.js';
-import { NODE_NAME, REMOTE_NODE, TempFiles, FLAVOURS, applyObjects, outcomes, podsHit, useKernelLab, compileApply } from './helpers.js';
+import { NODE_NAME, REMOTE_NODE, TempFiles, FLAVOURS, applyObjects, outcomes, podsHit, useKernelLab, compileApply, nftTable } from './helpers.js';
 import { type Lab } from './lab/index.js';
 
 const A = { name: 'a', ip: '10.244.1.2', tcpPorts: [8080], udpPorts: [8080] }; // on this node (node-a)
@@ -42,10 +42,7 @@ function svc(name: string, clusterIP: string, endpoints: EndpointSpec[], x: Exte
   ];
 }
 
-// The nftables and IPVS backends do not program external traffic yet (see docs/backends).
-const EXTERNAL_FLAVOURS = FLAVOURS.filter((f) => f.backend === 'iptables');
-
-describe.each(EXTERNAL_FLAVOURS)('external traffic on a real kernel ($name)', ({ flags: base }) => {
+describe.each(FLAVOURS)('external traffic on a real kernel ($name)', ({ backend, flags: base }) => {
   const ctx = useKernelLab([A, B, C, X, Y]);
   let lab: Lab;
   let files: TempFiles;
@@ -53,6 +50,8 @@ describe.each(EXTERNAL_FLAVOURS)('external traffic on a real kernel ($name)', ({
   beforeAll(() => {
     ({ lab, files } = ctx);
   });
+  /** What this backend programmed, as text: iptables-save, or the nftables table. */
+  const ruleset = async (): Promise<string> => (backend === 'nftables' ? nftTable(lab) : lab.iptablesSave());
   const peers = async (from: string, ip: string, port: number, count = 6, proto: 'tcp' | 'udp' = 'tcp') => {
     const r = await lab.probe(from, { proto, ip, port, count, timeoutMs: 1000 });
     return { pods: new Set(podsHit(r)), peers: new Set(r.map((p) => (p.ok ? p.reply.peer : ''))) };
@@ -69,9 +68,14 @@ describe.each(EXTERNAL_FLAVOURS)('external traffic on a real kernel ($name)', ({
     expect([...udp.peers]).toEqual([NODE_IP]);
   });
 
-  it('NodePort from the node itself and from localhost (localhost NodePorts, as kube-proxy) is served', async () => {
+  it('NodePort from the node itself is served; from localhost only with localhost NodePorts (iptables, as kube-proxy)', async () => {
     await applyObjects(lab, files, svc('np', '10.96.2.1', [local(A.ip)], { nodePort: 30080 }), flags);
     expect(podsHit(await lab.probe('node', { proto: 'tcp', ip: NODE_IP, port: 30080 }))).toEqual(['a']);
+    if (backend !== 'iptables') {
+      // Never on nftables or IPVS: nothing listens on 127.0.0.1:30080.
+      expect(outcomes(await lab.probe('node', { proto: 'tcp', ip: '127.0.0.1', port: 30080, timeoutMs: 500 }))).toEqual(['refused']);
+      return;
+    }
     expect(podsHit(await lab.probe('node', { proto: 'tcp', ip: '127.0.0.1', port: 30080 }))).toEqual(['a']);
     // Turned off, localhost is not a NodePort address.
     await applyObjects(lab, files, svc('np', '10.96.2.1', [local(A.ip)], { nodePort: 30080 }), { ...flags, localhostNodePorts: false });
@@ -123,7 +127,7 @@ describe.each(EXTERNAL_FLAVOURS)('external traffic on a real kernel ($name)', ({
     expect(podsHit(await lab.probe('x', { proto: 'tcp', ip: '203.0.113.10', port: 80 }))).toEqual(['a']);
     expect(podsHit(await lab.probe('x', { proto: 'tcp', ip: '203.0.113.11', port: 80 }))).toEqual(['a']);
     expect(outcomes(await lab.probe('x', { proto: 'tcp', ip: '203.0.113.12', port: 80, timeoutMs: 500 }))).toEqual(['timeout']);
-    expect(await lab.iptablesSave()).not.toContain('203.0.113.12');
+    expect(await ruleset()).not.toContain('203.0.113.12');
   });
 
   it('source ranges: an allowed source is served, another dropped, and the NodePort is unaffected', async () => {
@@ -147,17 +151,20 @@ describe.each(EXTERNAL_FLAVOURS)('external traffic on a real kernel ($name)', ({
 
   it('a second identical apply changes nothing; an update removes exactly what went away; foreign rules survive', async () => {
     await lab.iptablesRestore('*filter\n:FOREIGN - [0:0]\n-A FOREIGN -s 192.0.2.1/32 -j DROP\nCOMMIT\n');
+    await lab.exec('node', 'nft', ['add table ip foreign; add chain ip foreign c; add rule ip foreign c ip saddr 192.0.2.1 drop']);
     const objects = svc('twice', '10.96.2.9', [local(A.ip)], { type: 'LoadBalancer', nodePort: 30088, externalIPs: ['203.0.113.30'], ingress: [{ ip: '203.0.113.31' }], sourceRanges: ['192.168.50.0/24'] });
     await applyObjects(lab, files, objects, flags);
-    const first = await lab.iptablesSave();
+    const first = await ruleset();
     await applyObjects(lab, files, objects, flags);
-    expect(await lab.iptablesSave()).toBe(first);
+    expect(await ruleset()).toBe(first);
     // The external IP goes away: its rules go, the rest stays.
     await applyObjects(lab, files, svc('twice', '10.96.2.9', [local(A.ip)], { type: 'LoadBalancer', nodePort: 30088, ingress: [{ ip: '203.0.113.31' }], sourceRanges: ['192.168.50.0/24'] }), flags);
-    const after = await lab.iptablesSave();
+    const after = await ruleset();
     expect(after).not.toContain('203.0.113.30');
     expect(after).toContain('203.0.113.31');
-    expect(after).toContain('-A FOREIGN -s 192.0.2.1/32 -j DROP');
+    expect(await lab.iptablesSave()).toContain('-A FOREIGN -s 192.0.2.1/32 -j DROP');
+    expect((await lab.exec('node', 'nft', ['list', 'table', 'ip', 'foreign'])).stdout).toContain('ip saddr 192.0.2.1 drop');
+    await lab.exec('node', 'nft', ['delete', 'table', 'ip', 'foreign']);
     expect(outcomes(await lab.probe('x', { proto: 'tcp', ip: '203.0.113.30', port: 80, timeoutMs: 500 }))).toEqual(['timeout']);
     expect(podsHit(await lab.probe('x', { proto: 'tcp', ip: '203.0.113.31', port: 80 }))).toEqual(['a']);
   });
@@ -169,6 +176,10 @@ describe.each(EXTERNAL_FLAVOURS)('external traffic on a real kernel ($name)', ({
     });
     expect(r.exitCode).toBe(0);
     expect(podsHit(await lab.probe('x', { proto: 'tcp', ip: NODE_IP, port: 30089 }))).toEqual(['a']);
+    if (backend === 'nftables') {
+      expect(await nftTable(lab)).toMatch(/set nodeport-ips \{[^}]*elements = \{ 10\.0\.0\.10 \}/s);
+      return;
+    }
     const nat = await lab.iptablesSave('nat');
     expect(nat).toMatch(new RegExp(`-A KUBE-SERVICES -d ${NODE_IP.replaceAll('.', '\\.')}/32 .*-j KUBE-NODEPORTS`));
     expect(nat).not.toContain('--dst-type LOCAL -j KUBE-NODEPORTS');
