@@ -18,24 +18,25 @@ import { NftTraceError, tracePacket } from '../support/nft-tracer.js';
 import { endpointSlice, service, type EndpointSpec, type K8sObject, type ServiceSpec } from '../support/objects.js';
 import { OVERALL } from '../support/upstream-overall.js';
 
-/** upstream's fake node: 192.168.0.2 primary, 192.168.1.2 and 192.168.99.11 on eth0 too, and loopback. */
-const LOCAL_IPS = ['127.0.0.1', '192.168.0.2', '192.168.1.2', '192.168.99.11'];
+/** upstream's fake node: 192.168.0.2 (2001:db8::1) primary, 192.168.1.2, 192.168.99.11 (2001:db8:1::2) on eth0 too, loopback. */
+const LOCAL_IPS = ['127.0.0.1', '192.168.0.2', '192.168.1.2', '192.168.99.11', '::1', '2001:db8::1', '2001:db8:1::2'];
 const NODE = 'test-node';
 
 type Proto = 'tcp' | 'udp' | 'sctp';
 type Row = readonly [name: string, src: string, dst: string, dport: number, output: string, masq?: boolean | undefined, proto?: Proto];
 
-/** The table after a full sync, as the fake kernel holds it. */
+/** The table after a full sync, as the fake kernel holds it (IPv6: upstream's v6 node IP and pod CIDR). */
 function table(objects: readonly K8sObject[], overrides: Partial<NftablesOptions> = {}): FakeTableView {
+  const family = overrides.family ?? 'IPv4';
   const loaded = load(objects, NODE);
-  loaded.state.setNodeIPs(['192.168.0.2']);
-  const compiler = new NftablesCompiler(defaultNftablesOptions({ clusterCidr: '10.0.0.0/8', ...overrides }));
+  loaded.state.setNodeIPs(family === 'IPv4' ? ['192.168.0.2'] : ['2001:db8::1']);
+  const compiler = new NftablesCompiler(defaultNftablesOptions({ clusterCidr: family === 'IPv4' ? '10.0.0.0/8' : 'fd00:10::/64', ...overrides }));
   compiler.update(loaded.state, loaded.state.takeChanges());
   const plan = compiler.planFull();
   const nft = new FakeNft();
-  nft.apply({ table: ourTable('IPv4'), ops: [...plan.ops] });
+  nft.apply({ table: ourTable(family), ops: [...plan.ops] });
   plan.commit();
-  const view = nft.view(ourTable('IPv4'));
+  const view = nft.view(ourTable(family));
   if (view === undefined) throw new Error('no table');
   return view;
 }
@@ -180,6 +181,25 @@ describe('upstream flow tables over the nftables rules', () => {
         allowAltNodeIP
           ? ['external to nodePort on secondary IP', '203.0.113.2', '192.168.1.2', 3001, both, true]
           : ['secondary nodeIP ignores NodePorts', '203.0.113.2', '192.168.1.2', 3001, ''],
+      ]);
+    });
+  });
+
+  describe('TestNodePorts (IPv6)', () => {
+    const v6 = (o: K8sObject): K8sObject => (o['kind'] === 'EndpointSlice' ? { ...o, addressType: 'IPv6' } : o);
+    const objects = svc({ name: 'svc1', clusterIP: 'fd00:172:30::41', type: 'NodePort' }, [at('fd00:10:180::1'), at('fd00:10:180::2:1', NODE)]).map(v6);
+    const both = '[fd00:10:180::1]:80, [fd00:10:180::2:1]:80';
+    it.each([
+      ['ipv6', {}, false],
+      ['ipv6, multiple nodeport-addresses', { nodePortAddresses: ['2001:db8::1', '2001:db8:1::2'] }, true],
+    ] as const)('%s', (_name, overrides, allowAltNodeIP) => {
+      checkFlows(table(objects, { family: 'IPv6', ...overrides }), [
+        ['pod to cluster IP', 'fd00:10::2', 'fd00:172:30::41', 80, both, false],
+        ['external to nodePort', '2600:5200::1', '2001:db8::1', 3001, both, true],
+        ['node to nodePort', '2001:db8::1', '2001:db8::1', 3001, both, true],
+        allowAltNodeIP
+          ? ['external to nodePort on secondary IP', '2600:5200::1', '2001:db8:1::2', 3001, both, true]
+          : ['secondary nodeIP ignores NodePorts', '2600:5200::1', '2001:db8:1::2', 3001, ''],
       ]);
     });
   });
