@@ -25,6 +25,8 @@ function desired(entries: Array<[VirtualServer, string[]]>): IpvsDesired {
       realServers: new Map(entries.map(([v, reals]) => [v.key, new Map(reals.map((hp) => [hp, { hostPort: hp, weight: 1 }]))])),
     },
     addresses: new Set(entries.map(([v]) => v.address)),
+    nodePortAddresses: new Set(),
+    idle: new Set(),
     sets: new Map([[KUBE_CLUSTER_IP, new Set(entries.map(([v]) => `${v.address},${v.protocol}:${v.port}`))]]),
     rulesBody: BODY,
   };
