@@ -21,6 +21,14 @@ export const KUBE_PROXY_CANARY = 'KUBE-PROXY-CANARY';
 
 /** IPVS mode's filter chain that rejects new connections to a bound ClusterIP on a port no Service has. */
 export const KUBE_IPVS_FILTER = 'KUBE-IPVS-FILTER';
+/** IPVS mode's filter OUTPUT chain: drops the node's own connections to LB IPs its source ranges exclude. */
+export const KUBE_IPVS_OUT_FILTER = 'KUBE-IPVS-OUT-FILTER';
+/** IPVS mode, nat: NodePort masquerade by set; filter: the health-check node ports' ACCEPT (upstream's name in both). */
+export const KUBE_NODE_PORT = 'KUBE-NODE-PORT';
+/** IPVS mode, nat: LB IP masquerade unless externalTrafficPolicy is Local. */
+export const KUBE_LOAD_BALANCER_CHAIN = 'KUBE-LOAD-BALANCER';
+/** IPVS mode, filter: sources allowed to LB IPs with loadBalancerSourceRanges; the rest is dropped. */
+export const KUBE_SOURCE_RANGES_FIREWALL = 'KUBE-SOURCE-RANGES-FIREWALL';
 
 export type Table = 'filter' | 'nat' | 'mangle';
 
@@ -29,6 +37,13 @@ export const FIXED_CHAINS: Readonly<Record<Table, readonly string[]>> = {
   filter: [KUBE_NODEPORTS, KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_PROXY_FIREWALL, KUBE_PROXY_CANARY],
   nat: [KUBE_NODEPORTS, KUBE_SERVICES, KUBE_MARK_MASQ, KUBE_POSTROUTING, KUBE_PROXY_CANARY],
   mangle: [KUBE_PROXY_CANARY],
+};
+
+/** IPVS mode's chains beyond FIXED_CHAINS, per table, in declaration order (ours in cleanup whichever backend ran). */
+export const IPVS_CHAINS: Readonly<Record<Table, readonly string[]>> = {
+  filter: [KUBE_IPVS_FILTER, KUBE_NODE_PORT, KUBE_SOURCE_RANGES_FIREWALL, KUBE_IPVS_OUT_FILTER],
+  nat: [KUBE_NODE_PORT, KUBE_LOAD_BALANCER_CHAIN],
+  mangle: [],
 };
 
 /**
