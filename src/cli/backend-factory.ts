@@ -8,6 +8,7 @@ import { type IptablesMode, detectIptablesMode } from '../kernel/iptables-mode.j
 import { readSysctl } from '../kernel/sysctl.js';
 import type { ProxyConfig } from './config.js';
 import { nftablesNodePortAddresses, resolveNodePortAddresses } from './nodeport-addresses.js';
+import { localAddresses } from '../kernel/local-addresses.js';
 
 export interface CreatedBackend {
   readonly backend: ProxyBackend;
@@ -38,7 +39,11 @@ export async function createBackend(config: ProxyConfig, opts: { readonly dryRun
   const dropInvalid = opts.dryRun ? true : ((await readSysctl('net/netfilter/nf_conntrack_tcp_be_liberal')) ?? '0') === '0';
   if (config.backend === 'ipvs') {
     const { IpvsBackend } = await import('../backends/ipvs/backend.js');
-    return { backend: new IpvsBackend(defaultIpvsOptions({ ...common, dropInvalid, scheduler: config.ipvsScheduler }), tools), iptablesMode };
+    const nodePortAddresses = resolveNodePortAddresses(config);
+    // Every local address but the Service addresses IPVS mode binds to kube-ipvs0 (upstream's GetAllLocalAddressesExcept).
+    const nodePortIPs = nodePortAddresses === 'all' ? localAddresses(['kube-ipvs0']) : undefined;
+    const options = defaultIpvsOptions({ ...common, dropInvalid, scheduler: config.ipvsScheduler, nodePortAddresses, nodePortIPs });
+    return { backend: new IpvsBackend(options, tools), iptablesMode };
   }
   const options = defaultIptablesOptions({
     ...common,

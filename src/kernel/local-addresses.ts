@@ -2,10 +2,11 @@
 import { networkInterfaces } from 'node:os';
 import { parseIP } from '../model/ip.js';
 
-/** Every address of every interface, canonical, loopback included, without duplicates. */
-export function localAddresses(): string[] {
+/** Every address of every interface but `except`, canonical, loopback included, without duplicates. */
+export function localAddresses(except: readonly string[] = []): string[] {
   const out = new Set<string>();
-  for (const list of Object.values(networkInterfaces())) {
+  for (const [name, list] of Object.entries(networkInterfaces())) {
+    if (except.includes(name)) continue;
     for (const a of list ?? []) {
       const ip = parseIP(a.address);
       if (ip !== undefined) out.add(ip.text);
