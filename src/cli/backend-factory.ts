@@ -7,6 +7,8 @@ import { defaultIptablesTools, iptablesCommands } from '../kernel/iptables.js';
 import { type IptablesMode, detectIptablesMode } from '../kernel/iptables-mode.js';
 import { readSysctl } from '../kernel/sysctl.js';
 import type { ProxyConfig } from './config.js';
+import { nftablesNodePortAddresses, resolveNodePortAddresses } from './nodeport-addresses.js';
+import { localAddresses } from '../kernel/local-addresses.js';
 
 export interface CreatedBackend {
   readonly backend: ProxyBackend;
@@ -29,7 +31,7 @@ export async function createBackend(config: ProxyConfig, opts: { readonly dryRun
   // The IPVS and nftables backends (some twenty modules) are loaded only when chosen.
   if (config.backend === 'nftables') {
     const { NftablesBackend } = await import('../backends/nftables/backend.js');
-    return { backend: new NftablesBackend(defaultNftablesOptions(common)), iptablesMode: undefined };
+    return { backend: new NftablesBackend(defaultNftablesOptions({ ...common, nodePortAddresses: nftablesNodePortAddresses(config) })), iptablesMode: undefined };
   }
   const iptablesMode = opts.dryRun ? undefined : await detectIptablesMode(config.iptablesMode);
   const tools = iptablesMode === undefined ? defaultIptablesTools(config.family) : iptablesCommands(iptablesMode.mode, config.family);
@@ -37,13 +39,19 @@ export async function createBackend(config: ProxyConfig, opts: { readonly dryRun
   const dropInvalid = opts.dryRun ? true : ((await readSysctl('net/netfilter/nf_conntrack_tcp_be_liberal')) ?? '0') === '0';
   if (config.backend === 'ipvs') {
     const { IpvsBackend } = await import('../backends/ipvs/backend.js');
-    return { backend: new IpvsBackend(defaultIpvsOptions({ ...common, dropInvalid, scheduler: config.ipvsScheduler }), tools), iptablesMode };
+    const nodePortAddresses = resolveNodePortAddresses(config);
+    // Every local address but the Service addresses IPVS mode binds to kube-ipvs0 (upstream's GetAllLocalAddressesExcept).
+    const nodePortIPs = nodePortAddresses === 'all' ? localAddresses(['kube-ipvs0']) : undefined;
+    const options = defaultIpvsOptions({ ...common, dropInvalid, scheduler: config.ipvsScheduler, nodePortAddresses, nodePortIPs });
+    return { backend: new IpvsBackend(options, tools), iptablesMode };
   }
   const options = defaultIptablesOptions({
     ...common,
     dropInvalid,
     maxChainsPerTransaction: iptablesMode === undefined ? MAX_CHAINS_PER_TRANSACTION : maxChainsPerTransaction(iptablesMode.mode),
     layout: config.iptablesLayout,
+    nodePortAddresses: resolveNodePortAddresses(config),
+    localhostNodePorts: config.localhostNodePorts,
   });
   return { backend: new IptablesBackend(options, tools), iptablesMode };
 }

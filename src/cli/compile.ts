@@ -26,6 +26,8 @@ export interface Io {
 export async function runCompile(req: CompileRequest, io: Io): Promise<number> {
   if (req.files.length === 0) throw new UsageError('compile: at least one -f FILE is required (- for stdin)');
   const { loaded, errors } = await loadInput(req.files, req.config.nodeName, io);
+  // --node-ip wins over the Node object's addresses, as kube-proxy's --node-ip / --bind-address does.
+  if (req.config.nodeIP !== undefined) loaded.state.setNodeIPs([req.config.nodeIP]);
 
   // The agent's own backend: printing shows its dry-run full sync, applying leaves the namespace as its full sync would.
   const { backend } = await createBackend(req.config, { dryRun: !req.apply });

@@ -3,7 +3,7 @@ import { BACKENDS, type BackendName } from '../backends/backend.js';
 import { IPTABLES_LAYOUTS, type IptablesLayout } from '../backends/iptables/options.js';
 import { DEFAULT_IPVS_SCHEDULER, IPVS_SCHEDULERS } from '../backends/ipvs/options.js';
 import { IPTABLES_MODE_ENV, type IptablesMode } from '../kernel/iptables-mode.js';
-import { type Cidr, type IPFamily, parseCidr, parseIP } from '../model/ip.js';
+import { type Cidr, type IPFamily, type MaskedCidr, parseCidr, parseCidrMasked, parseIP } from '../model/ip.js';
 import { UsageError } from './errors.js';
 
 
@@ -22,7 +22,22 @@ export interface ProxyConfig {
   readonly ipvsScheduler: string;
   /** `SWITCHBOARD_IPTABLES_MODE`: the iptables mode to use instead of detecting it. */
   readonly iptablesMode: IptablesMode | undefined;
+  /** `--nodeport-addresses`, this family's part. */
+  readonly nodePortAddresses: NodePortAddressesFlag;
+  /** `--iptables-localhost-nodeports` (iptables backend, IPv4). */
+  readonly localhostNodePorts: boolean;
 }
+
+/**
+ * Where NodePorts answer, as kube-proxy's --nodeport-addresses: unset (each backend's default: every local
+ * address for iptables and IPVS, the primary node IP for nftables), `primary`, or CIDRs whose local
+ * addresses do. CIDRs of the other family are ignored; none of this family, or 0.0.0.0/0, means all.
+ */
+export type NodePortAddressesFlag =
+  | { readonly kind: 'default' }
+  | { readonly kind: 'all' }
+  | { readonly kind: 'primary' }
+  | { readonly kind: 'cidrs'; readonly cidrs: readonly MaskedCidr[] };
 
 export interface RawProxyFlags {
   readonly backend: string;
@@ -32,6 +47,8 @@ export interface RawProxyFlags {
   readonly masqueradeAll?: boolean | undefined;
   readonly iptablesLayout?: string | undefined;
   readonly ipvsScheduler?: string | undefined;
+  readonly nodeportAddresses?: string | undefined;
+  readonly iptablesLocalhostNodeports?: string | undefined;
 }
 
 export function buildProxyConfig(flags: RawProxyFlags, env: NodeJS.ProcessEnv = process.env): ProxyConfig {
@@ -67,9 +84,16 @@ export function buildProxyConfig(flags: RawProxyFlags, env: NodeJS.ProcessEnv = 
   if (!(IPVS_SCHEDULERS as readonly string[]).includes(ipvsScheduler)) {
     throw new UsageError(`--ipvs-scheduler: "${ipvsScheduler}" is not one of ${IPVS_SCHEDULERS.join(', ')}`);
   }
+  const family: IPFamily = 'IPv4';
+  const localhost = (flags.iptablesLocalhostNodeports ?? 'true').trim().toLowerCase();
+  if (localhost !== 'true' && localhost !== 'false') {
+    throw new UsageError(`--iptables-localhost-nodeports: "${flags.iptablesLocalhostNodeports ?? ''}" is not true or false`);
+  }
   return {
     backend,
-    family: 'IPv4',
+    family,
+    nodePortAddresses: parseNodePortAddresses(flags.nodeportAddresses, family),
+    localhostNodePorts: localhost === 'true',
     nodeName,
     nodeIP,
     clusterCidrs,
@@ -86,4 +110,20 @@ export function iptablesModeOverride(env: NodeJS.ProcessEnv = process.env): Ipta
   if (value === undefined || value === '') return undefined;
   if (value === 'legacy' || value === 'nft') return value;
   throw new UsageError(`${IPTABLES_MODE_ENV}: "${env[IPTABLES_MODE_ENV] ?? ''}" is not one of legacy, nft`);
+}
+
+/** `--nodeport-addresses` for `family`: `primary`, or comma-separated CIDRs (validated strictly: a typo opens ports). */
+export function parseNodePortAddresses(value: string | undefined, family: IPFamily): NodePortAddressesFlag {
+  if (value === undefined || value.trim() === '') return { kind: 'default' };
+  const parts = value.split(',').map((p) => p.trim()).filter((p) => p !== '');
+  if (parts.length === 1 && parts[0] === 'primary') return { kind: 'primary' };
+  const cidrs: MaskedCidr[] = [];
+  for (const part of parts) {
+    const strict = parseCidr(part);
+    if ('error' in strict) throw new UsageError(`--nodeport-addresses: ${strict.error}${part === 'primary' ? ' (primary must be the only value)' : ''}`);
+    const cidr = parseCidrMasked(strict.text)!;
+    if (cidr.family === family) cidrs.push(cidr);
+  }
+  if (cidrs.length === 0 || cidrs.some((c) => c.prefix === 0)) return { kind: 'all' };
+  return { kind: 'cidrs', cidrs };
 }

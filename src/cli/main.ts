@@ -60,6 +60,14 @@ const iptablesLayoutOption = () =>
     .choices(IPTABLES_LAYOUTS)
     .default('kube-proxy' as const);
 
+const nodePortAddressesOption = () =>
+  new Option(
+    '--nodeport-addresses <cidrs>',
+    "where NodePorts answer: 'primary' or CIDRs (comma separated; default: every local address, the primary node IP for nftables)",
+  );
+const localhostNodePortsOption = () =>
+  new Option('--iptables-localhost-nodeports <bool>', 'iptables backend: NodePorts answer on 127.0.0.1 too (as kube-proxy, sets route_localnet)').default('true');
+
 const ipvsSchedulerOption = () =>
   new Option('--ipvs-scheduler <scheduler>', 'IPVS scheduler of every virtual server (--backend ipvs)').choices(IPVS_SCHEDULERS).default(DEFAULT_IPVS_SCHEDULER);
 
@@ -81,6 +89,8 @@ program
   .addOption(masqueradeAllOption())
   .addOption(iptablesLayoutOption())
   .addOption(ipvsSchedulerOption())
+  .addOption(nodePortAddressesOption())
+  .addOption(localhostNodePortsOption())
   .action(async (opts) => {
     const config = buildProxyConfig(opts);
     process.exitCode = await runCompile({ config, files: opts.filename, apply: opts.apply }, io);
@@ -111,6 +121,8 @@ program
   .addOption(masqueradeAllOption())
   .addOption(iptablesLayoutOption())
   .addOption(ipvsSchedulerOption())
+  .addOption(nodePortAddressesOption())
+  .addOption(localhostNodePortsOption())
   .option('--min-sync-period <duration>', 'coalesce changes: at most one sync per this period (0: sync at once)', '1s')
   .option('--sync-period <duration>', 'full sync at least this often; health fails when a change waits twice this', '30s')
   .option('--healthz-bind-address <ip:port>', "/healthz and /livez ('' disables)", '0.0.0.0:10256')

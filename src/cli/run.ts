@@ -1,6 +1,7 @@
 import { createBackend } from './backend-factory.js';
 import type { ProxyConfig } from './config.js';
 import { UsageError } from './errors.js';
+import { resolveNodePortAddresses } from './nodeport-addresses.js';
 import { parseDuration } from '../duration.js';
 import type { LogLevel } from '../log/levels.js';
 import { createLogger } from '../log/logger.js';
@@ -10,6 +11,8 @@ import { DEFAULT_HEALTHZ_PORT, DEFAULT_METRICS_PORT, parseBindAddress } from '..
 import { ProxyHealth, healthHooks } from '../serve/health.js';
 import { type RunningServer, startHealthServer, startMetricsServer } from '../serve/http.js';
 import { ProxyMetrics } from '../serve/metrics.js';
+import { ServiceHealthServer } from '../serve/service-health.js';
+import { serviceHealthHooks } from '../serve/service-health-feed.js';
 import { conntrackMetrics, reflectorMetrics, syncMetrics } from '../serve/sync-metrics.js';
 import { KubeApiClient } from '../sources/kube/api-client.js';
 import { ClusterSource } from '../sources/kube/cluster-source.js';
@@ -57,7 +60,8 @@ export async function runAgent(config: ProxyConfig, flags: RunFlags, print: (tex
   const metrics = new ProxyMetrics();
   const health = new ProxyHealth({ healthTimeoutMs: 2 * syncPeriodMs });
   const servers: RunningServer[] = [];
-  const state = new ClusterState(config.nodeName);
+  // --node-ip is this node's IP for good; without it the Node object's addresses are, as they change.
+  const state = new ClusterState(config.nodeName, undefined, config.nodeIP === undefined ? [] : [config.nodeIP]);
   const family = config.family;
   const conntrack = new ConntrackReconciler(family);
   const countConntrack = conntrackMetrics(metrics, family);
@@ -76,7 +80,15 @@ export async function runAgent(config: ProxyConfig, flags: RunFlags, print: (tex
       }
     },
   };
-  const hooks = combineHooks(healthHooks(health, family), syncMetrics(metrics, backend.name, family), syncLogs(log, () => backend.serviceCount), conntrackCleanup);
+  // kube-proxy's per-service health checks, on the NodePort addresses (all, unless CIDRs or primary say otherwise).
+  const nodePortAddresses = resolveNodePortAddresses(config);
+  const serviceHealth = new ServiceHealthServer({
+    addresses: nodePortAddresses === 'all' ? [] : nodePortAddresses,
+    proxyHealthy: () => health.isHealthy(),
+    log,
+    retryIntervalMs: 5_000,
+  });
+  const hooks = combineHooks(healthHooks(health, family), serviceHealthHooks(serviceHealth, state, family), syncMetrics(metrics, backend.name, family), syncLogs(log, () => backend.serviceCount), conntrackCleanup);
 
   // Where plans go: the kernel, or (a dry run) stdout, each sync headed by when it would have run.
   let syncNo = 0;
@@ -108,6 +120,10 @@ export async function runAgent(config: ProxyConfig, flags: RunFlags, print: (tex
       health.setNode(node.exists ? node : null);
       if (started) loop.nodeZoneChanged(node.zone);
       else state.setNodeZone(node.zone);
+      if (config.nodeIP === undefined) {
+        if (started) loop.nodeIPsChanged(node.ips);
+        else state.setNodeIPs(node.ips);
+      }
       if (node.deleting) log.warn({ node: config.nodeName }, 'node is being deleted: healthz reports 503');
     },
     rejected: (resource, key, errors) => log.warn({ resource, object: key, errors }, 'object rejected; its previous version (if any) stays programmed'),
@@ -153,6 +169,7 @@ export async function runAgent(config: ProxyConfig, flags: RunFlags, print: (tex
   await source.stop();
   await loop.stop();
   await Promise.all(servers.map((s) => s.close()));
+  await serviceHealth.close();
   process.off('SIGTERM', onSignal);
   process.off('SIGINT', onSignal);
   log.info('stopped');

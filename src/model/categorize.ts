@@ -6,13 +6,18 @@ export interface NodeTopology {
   readonly name: string;
   /** The node's `topology.kubernetes.io/zone` label, if known. */
   readonly zone: string | undefined;
+  /**
+   * The node's IPs, primary first per family: `--node-ip`, else the Node's addresses (InternalIP before
+   * ExternalIP), as kube-proxy picks them. The load-balancer firewall lets the node reach its own LB IPs by them.
+   */
+  readonly ips: readonly string[];
 }
 
 /** The traffic-policy facts of a service port that decide which endpoint lists it needs. */
 export interface PolicyView {
   readonly internalTrafficPolicy: TrafficPolicy;
   readonly externalTrafficPolicy: TrafficPolicy;
-  /** NodePort, external IPs or load-balancer IPs: none are programmed yet, so callers pass false. */
+  /** This port has a NodePort, external IPs or load-balancer IPs in the family being programmed. */
   readonly externallyAccessible: boolean;
 }
 
@@ -121,17 +126,20 @@ export function categorizeEndpoints(
   return { clusterEndpoints, localEndpoints, allReachable: [...union.values()].sort(byHostPortText), hasAnyEndpoints };
 }
 
-/** A ClusterIP Service port's selection, and the endpoints its (internal) traffic goes to. */
-export interface ClusterIPSelection extends EndpointSelection {
-  /** The local endpoints under internalTrafficPolicy Local, else the cluster ones; empty means REJECT or DROP. */
+/** A service port's selection, and the endpoints each kind of traffic to it goes to. */
+export interface PortSelection extends EndpointSelection {
+  /** ClusterIP traffic: the local endpoints under internalTrafficPolicy Local, else the cluster ones; empty means REJECT or DROP. */
   readonly internal: readonly Endpoint[];
+  /** NodePort, external and load-balancer IP traffic from outside: local endpoints under externalTrafficPolicy Local, else cluster ones. */
+  readonly external: readonly Endpoint[];
 }
 
-/**
- * Endpoint selection for a port reachable only through its ClusterIP (no NodePort, external or load-balancer
- * IPs are programmed), as every backend renders it.
- */
-export function selectClusterIPEndpoints(endpoints: readonly Endpoint[], internalTrafficPolicy: TrafficPolicy, node: NodeTopology): ClusterIPSelection {
-  const sel = categorizeEndpoints(endpoints, { internalTrafficPolicy, externalTrafficPolicy: 'Cluster', externallyAccessible: false }, node);
-  return { ...sel, internal: internalTrafficPolicy === 'Local' ? sel.localEndpoints : sel.clusterEndpoints };
+/** Endpoint selection for one service port, as every backend renders it (upstream's syncProxyRules booleans). */
+export function selectEndpoints(endpoints: readonly Endpoint[], policy: PolicyView, node: NodeTopology): PortSelection {
+  const sel = categorizeEndpoints(endpoints, policy, node);
+  return {
+    ...sel,
+    internal: policy.internalTrafficPolicy === 'Local' ? sel.localEndpoints : sel.clusterEndpoints,
+    external: policy.externalTrafficPolicy === 'Local' && policy.externallyAccessible ? sel.localEndpoints : sel.clusterEndpoints,
+  };
 }

@@ -110,3 +110,56 @@ export function parseCidr(text: string): Cidr | { error: string } {
   if (!ok) return { error: `"${text}" is not a valid ${ip.family} CIDR: ${messages.join('; ')}` };
   return { family: ip.family, text: canonical };
 }
+
+/** An address as a number of its family's width (bigint for both, so one code path masks either). */
+function ipBits(ip: ParsedIP): bigint {
+  if (ip.family === 'IPv4') return BigInt(ipv4Number(ip.text)!);
+  const [head, tail] = ip.text.includes('::') ? ip.text.split('::') : [ip.text, undefined];
+  const left = head === '' ? [] : head!.split(':');
+  const right = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups: string[] = [];
+  for (const part of [...left, ...(tail === undefined ? [] : Array<string>(8 - left.length - right.length).fill('0')), ...right]) {
+    // An IPv4 tail (::ffff:1.2.3.4) is two groups.
+    if (part.includes('.')) {
+      const v4 = ipv4Number(part)!;
+      groups.push(((v4 >>> 16) & 0xffff).toString(16), (v4 & 0xffff).toString(16));
+    } else groups.push(part);
+  }
+  return groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
+}
+
+function bitsText(bits: bigint, family: IPFamily): string {
+  if (family === 'IPv4') return [24n, 16n, 8n, 0n].map((s) => ((bits >> s) & 255n).toString()).join('.');
+  const groups: string[] = [];
+  for (let s = 112n; s >= 0n; s -= 16n) groups.push(((bits >> s) & 0xffffn).toString(16));
+  return parseIP(groups.join(':'))!.text;
+}
+
+/** A CIDR read as upstream's ParseCIDRSloppy then IPNet.String(): leading zeros allowed, host bits masked off. */
+export interface MaskedCidr extends Cidr {
+  readonly prefix: number;
+  readonly network: bigint;
+}
+
+/** Lenient, as kube-proxy reads loadBalancerSourceRanges and --nodeport-addresses: undefined when unparseable. */
+export function parseCidrMasked(text: string): MaskedCidr | undefined {
+  const slash = text.indexOf('/');
+  if (slash < 0) return undefined;
+  const ip = parseIP(text.slice(0, slash));
+  const prefixText = text.slice(slash + 1);
+  if (ip === undefined || !/^[0-9]{1,3}$/.test(prefixText)) return undefined;
+  const prefix = Number(prefixText);
+  const width = ip.family === 'IPv4' ? 32 : 128;
+  if (prefix > width) return undefined;
+  const mask = prefix === 0 ? 0n : ((1n << BigInt(prefix)) - 1n) << BigInt(width - prefix);
+  const network = ipBits(ip) & mask;
+  return { family: ip.family, text: `${bitsText(network, ip.family)}/${prefix}`, prefix, network };
+}
+
+/** True if `ip` (canonical or sloppy text) lies inside `cidr`. */
+export function cidrContains(cidr: MaskedCidr, ip: string): boolean {
+  const parsed = parseIP(ip);
+  if (parsed === undefined || parsed.family !== cidr.family) return false;
+  const width = cidr.family === 'IPv4' ? 32 : 128;
+  return ipBits(parsed) >> BigInt(width - cidr.prefix) === cidr.network >> BigInt(width - cidr.prefix);
+}

@@ -1,7 +1,8 @@
 import { exactSize } from '../exact-size.js';
 import { FieldReader, type JsonObject, type Normalized, labelsOf } from './fields.js';
-import { type IPFamily, parseIP } from './ip.js';
+import { type IPFamily, parseCidrMasked, parseIP } from './ip.js';
 import {
+  type AddressesByFamily,
   PROTOCOLS,
   type Protocol,
   type Service,
@@ -44,6 +45,16 @@ export function normalizeService(obj: JsonObject): Normalized<Service> {
   const internalTrafficPolicy: TrafficPolicy =
     r.oneOf(spec, 'internalTrafficPolicy', 'spec.internalTrafficPolicy', ['Cluster', 'Local'] as const) ?? 'Cluster';
   const selector = r.object(spec, 'selector', 'spec.selector', false);
+  const eTP = r.oneOf(spec, 'externalTrafficPolicy', 'spec.externalTrafficPolicy', ['Cluster', 'Local'] as const) ?? 'Cluster';
+  const externalIPs = readAddresses(r, spec, 'externalIPs', 'spec.externalIPs', (text) => parseIP(text));
+  const loadBalancerIPs = readIngressIPs(r, obj);
+  const loadBalancerSourceRanges = readAddresses(r, spec, 'loadBalancerSourceRanges', 'spec.loadBalancerSourceRanges', (text) =>
+    parseCidrMasked(text.trim()),
+  );
+  // The API's notion of "externally accessible", not this family's: upstream's ExternalPolicyLocal reads the spec.
+  const apiExternal = type !== 'ClusterIP' || Object.keys(externalIPs).length > 0;
+  const externalTrafficPolicy: TrafficPolicy = eTP === 'Local' && apiExternal ? 'Local' : 'Cluster';
+  const hcnp = r.integer(spec, 'healthCheckNodePort', 'spec.healthCheckNodePort', 0, 65535) ?? 0;
   if (r.errors.length > 0 || ports === undefined) return { status: 'invalid', errors: r.errors };
   return {
     status: 'ok',
@@ -55,6 +66,12 @@ export function normalizeService(obj: JsonObject): Normalized<Service> {
       ports,
       sessionAffinity,
       internalTrafficPolicy,
+      type,
+      externalTrafficPolicy,
+      externalIPs,
+      loadBalancerIPs,
+      loadBalancerSourceRanges,
+      healthCheckNodePort: type === 'LoadBalancer' && externalTrafficPolicy === 'Local' ? hcnp : 0,
       hasSelector: selector !== undefined && Object.keys(selector).length > 0,
     },
   };
@@ -99,12 +116,64 @@ function readPorts(r: FieldReader, spec: JsonObject): ServicePortSpec[] | undefi
     const port = r.integer(entry, 'port', `${path}.port`, 1, 65535);
     if (entry['port'] === undefined || entry['port'] === null) r.fail(`${path}.port`, 'required');
     const protocol: Protocol = r.oneOf(entry, 'protocol', `${path}.protocol`, PROTOCOLS) ?? 'TCP';
+    const nodePort = r.integer(entry, 'nodePort', `${path}.nodePort`, 0, 65535) ?? 0;
     const id = `${name}/${protocol}`;
     if (seen.has(id)) r.fail(`${path}.name`, `duplicate port name "${name}" for ${protocol}`);
     seen.add(id);
-    if (port !== undefined) ports.push({ name, port, protocol });
+    if (port !== undefined) ports.push({ name, port, protocol, nodePort });
   });
   return exactSize(ports);
+}
+
+/** Shared by every Service without addresses of a kind (nearly all), instead of one empty object each. */
+const NO_ADDRESSES: AddressesByFamily = Object.freeze({});
+
+/**
+ * A list of addresses (or CIDRs) by family. Entries that do not parse are dropped, not rejected: upstream
+ * ignores them too, and one bad external IP must not cost the Service its ClusterIP.
+ */
+function readAddresses(
+  r: FieldReader,
+  parent: JsonObject,
+  key: string,
+  path: string,
+  parse: (text: string) => { readonly family: IPFamily; readonly text: string } | undefined,
+): AddressesByFamily {
+  const list = r.array(parent, key, path, false);
+  if (list === undefined || list.length === 0) return NO_ADDRESSES;
+  const out: Partial<Record<IPFamily, string[]>> = {};
+  list.forEach((value, i) => {
+    if (typeof value !== 'string') {
+      r.fail(`${path}[${i}]`, 'must be a string');
+      return;
+    }
+    const parsed = parse(value);
+    if (parsed === undefined) return;
+    const family = (out[parsed.family] ??= []);
+    if (!family.includes(parsed.text)) family.push(parsed.text);
+  });
+  return Object.keys(out).length === 0 ? NO_ADDRESSES : out;
+}
+
+/** `status.loadBalancer.ingress[].ip`, except hostname-only entries and those with ipMode Proxy (the LB proxies itself). */
+function readIngressIPs(r: FieldReader, obj: JsonObject): AddressesByFamily {
+  const status = r.object(obj, 'status', 'status', false);
+  const lb = status && r.object(status, 'loadBalancer', 'status.loadBalancer', false);
+  const ingress = lb && r.array(lb, 'ingress', 'status.loadBalancer.ingress', false);
+  if (ingress === undefined || ingress.length === 0) return NO_ADDRESSES;
+  const ips: string[] = [];
+  ingress.forEach((item, i) => {
+    const path = `status.loadBalancer.ingress[${i}]`;
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) {
+      r.fail(path, 'must be an object');
+      return;
+    }
+    const entry = item as JsonObject;
+    const ip = r.string(entry, 'ip', `${path}.ip`, false) ?? '';
+    const mode = r.oneOf(entry, 'ipMode', `${path}.ipMode`, ['VIP', 'Proxy'] as const);
+    if (ip !== '' && mode !== 'Proxy') ips.push(ip);
+  });
+  return readAddresses(r, { ips }, 'ips', 'status.loadBalancer.ingress[].ip', (text) => parseIP(text));
 }
 
 /** Shared by every Service without affinity (nearly all), instead of one object each. */

@@ -18,8 +18,8 @@ export class ClusterState {
   private topology: NodeTopology;
 
   /** `nodeName`: the node the state is seen from; its endpoints are local. */
-  constructor(nodeName = '', zone: string | undefined = undefined) {
-    this.topology = { name: nodeName, zone };
+  constructor(nodeName = '', zone: string | undefined = undefined, ips: readonly string[] = []) {
+    this.topology = { name: nodeName, zone, ips };
   }
 
   /** The node the state is seen from, as endpoint selection needs it. */
@@ -30,7 +30,14 @@ export class ClusterState {
   /** The node's zone changed: topology hints may choose other endpoints for every Service. */
   setNodeZone(zone: string | undefined): void {
     if (zone === this.topology.zone) return;
-    this.topology = { name: this.topology.name, zone };
+    this.topology = { ...this.topology, zone };
+    for (const key of this.services.keys()) this.changed.add(key);
+  }
+
+  /** The node's IPs changed: the load-balancer firewall rules of every Service may change. */
+  setNodeIPs(ips: readonly string[]): void {
+    if (ips.length === this.topology.ips.length && ips.every((ip, i) => ip === this.topology.ips[i])) return;
+    this.topology = { ...this.topology, ips };
     for (const key of this.services.keys()) this.changed.add(key);
   }
 

@@ -5,6 +5,12 @@ export const PROTOCOLS: readonly Protocol[] = ['TCP', 'UDP', 'SCTP'];
 
 export type TrafficPolicy = 'Cluster' | 'Local';
 
+/** Service types the proxier programs (ExternalName Services are skipped when read). */
+export type ServiceType = 'ClusterIP' | 'NodePort' | 'LoadBalancer';
+
+/** Addresses per family, canonical text, in spec order; an absent family has none. */
+export type AddressesByFamily = Readonly<Partial<Record<IPFamily, readonly string[]>>>;
+
 export type SessionAffinity =
   | { readonly type: 'None' }
   | { readonly type: 'ClientIP'; readonly timeoutSeconds: number };
@@ -35,6 +41,8 @@ export interface ServicePortSpec {
   readonly name: string;
   readonly port: number;
   readonly protocol: Protocol;
+  /** `spec.ports[].nodePort`; 0 when none is allocated (a ClusterIP Service, or allocateLoadBalancerNodePorts: false). */
+  readonly nodePort: number;
 }
 
 /** A Service reduced to what the proxier needs; the full API object is never kept. */
@@ -47,6 +55,20 @@ export interface Service {
   readonly ports: readonly ServicePortSpec[];
   readonly sessionAffinity: SessionAffinity;
   readonly internalTrafficPolicy: TrafficPolicy;
+  readonly type: ServiceType;
+  /**
+   * Local only when `spec.externalTrafficPolicy` is Local and the API makes the Service externally reachable
+   * (NodePort, LoadBalancer, or externalIPs), as upstream's ExternalPolicyLocal; otherwise Cluster.
+   */
+  readonly externalTrafficPolicy: TrafficPolicy;
+  /** `spec.externalIPs`, parsed (sloppily, as upstream) and split by family; unparseable entries dropped. */
+  readonly externalIPs: AddressesByFamily;
+  /** `status.loadBalancer.ingress[].ip` whose ipMode is not Proxy; hostname-only entries have none. */
+  readonly loadBalancerIPs: AddressesByFamily;
+  /** `spec.loadBalancerSourceRanges`, trimmed and masked CIDRs by family; invalid ones dropped, as upstream. */
+  readonly loadBalancerSourceRanges: AddressesByFamily;
+  /** `spec.healthCheckNodePort` for a LoadBalancer with externalTrafficPolicy Local, else 0 (upstream NeedsHealthCheck). */
+  readonly healthCheckNodePort: number;
   /** True if the Service has a selector: a selector with no endpoints is the classic "my Service does not work". */
   readonly hasSelector: boolean;
 }

@@ -1,5 +1,6 @@
 import { normalizeEndpointSlice } from '../model/endpoint-slice.js';
 import { type JsonObject, type Normalized, isObject, labelsOf } from '../model/fields.js';
+import { nodeIPsOf } from '../model/node.js';
 import { normalizeService } from '../model/service.js';
 import { ClusterState } from '../model/state.js';
 import type { ManifestObject } from './manifests.js';
@@ -17,7 +18,7 @@ export interface LoadedState {
 
 /**
  * Feeds manifest objects into a ClusterState. Services (v1), EndpointSlices (discovery.k8s.io/v1) and this
- * node's Node (for its zone) are read; other kinds are ignored. A bad object is rejected alone: the rest of
+ * node's Node (for its zone and IPs) are read; other kinds are ignored. A bad object is rejected alone: the rest of
  * the state still compiles.
  */
 export function loadObjects(objects: readonly ManifestObject[], nodeName: string): LoadedState {
@@ -25,6 +26,7 @@ export function loadObjects(objects: readonly ManifestObject[], nodeName: string
   const errors: string[] = [];
   const skipped: string[] = [];
   let nodeZone: string | undefined;
+  let nodeIPs: string[] = [];
   for (const item of objects) {
     const { object } = item;
     const kind = object['kind'];
@@ -45,12 +47,16 @@ export function loadObjects(objects: readonly ManifestObject[], nodeName: string
       } else report(normalizeEndpointSlice(object), (s) => state.setSlice(s));
     } else if (kind === 'Node') {
       const metadata = object['metadata'];
-      if (isObject(metadata) && metadata['name'] === nodeName) nodeZone = labelsOf(metadata).get(ZONE_LABEL);
+      if (isObject(metadata) && metadata['name'] === nodeName) {
+        nodeZone = labelsOf(metadata).get(ZONE_LABEL);
+        nodeIPs = nodeIPsOf(object);
+      }
     } else if (typeof kind !== 'string') {
       errors.push(`${where}: ${label}: kind: required`);
     }
   }
   state.setNodeZone(nodeZone);
+  state.setNodeIPs(nodeIPs);
   return { state, errors, skipped };
 }
 

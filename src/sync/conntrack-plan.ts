@@ -10,9 +10,9 @@ import type { ConntrackFlow } from './conntrack-parse.js';
  * An empty set means "no flow to this frontend is legitimate" (no serving endpoint, or a deleted Service).
  */
 export interface ServiceBackends {
-  /** `serviceIP:port`: ClusterIPs today; external and load-balancer IPs join here when they are programmed. */
+  /** `serviceIP:port`: ClusterIPs, external IPs and load-balancer IPs. */
   readonly byServiceIP: ReadonlyMap<string, ReadonlySet<string>>;
-  /** NodePort → serving endpoints, matched on any destination IP. Empty until NodePorts are programmed. */
+  /** NodePort → serving endpoints, matched on any destination IP (as upstream's reconciler). */
   readonly byNodePort: ReadonlyMap<number, ReadonlySet<string>>;
 }
 
@@ -35,6 +35,9 @@ export function servingUdpBackends(state: ClusterState, family: IPFamily): Servi
       const serving = new Set<string>();
       for (const ep of endpointsForPort(slices, port, family, '')) if (ep.serving) serving.add(ep.hostPort);
       byServiceIP.set(joinHostPort(clusterIP, port.port), serving);
+      for (const ip of svc.externalIPs[family] ?? []) byServiceIP.set(joinHostPort(ip, port.port), serving);
+      for (const ip of svc.loadBalancerIPs[family] ?? []) byServiceIP.set(joinHostPort(ip, port.port), serving);
+      if (port.nodePort !== 0) byNodePort.set(port.nodePort, serving);
     }
   }
   return { byServiceIP, byNodePort };

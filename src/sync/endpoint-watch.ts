@@ -1,6 +1,7 @@
 // Which Services the operator should hear about: those with a selector but no endpoints at all (the classic
-// "my Service does not work"), and the ports of internalTrafficPolicy Local Services whose endpoints are all
-// on other nodes (their traffic from this node is dropped; kube-proxy's no_local_endpoints_total).
+// "my Service does not work"), and the ports of internalTrafficPolicy Local Services (and externally reachable
+// externalTrafficPolicy Local ones) whose endpoints are all on other nodes: that traffic is dropped on this
+// node (kube-proxy's no_local_endpoints_total, traffic_policy internal and external).
 import type { IPFamily } from '../model/ip.js';
 import { viewService } from '../model/service-view.js';
 import type { ClusterState } from '../model/state.js';
@@ -15,13 +16,21 @@ export interface EndpointWatchReport {
   readonly withoutEndpoints: number;
   /** Service ports with internalTrafficPolicy Local, endpoints elsewhere and none on this node, now. */
   readonly noLocalInternal: number;
+  /** Externally reachable Service ports with externalTrafficPolicy Local, endpoints elsewhere and none here, now. */
+  readonly noLocalExternal: number;
+}
+
+interface Gaps {
+  readonly internal: number;
+  readonly external: number;
 }
 
 export class EndpointWatch {
   private readonly withoutEndpoints = new Set<ServiceKey>();
-  /** Per Service, its ports that have endpoints, none of them local, under internalTrafficPolicy Local. */
-  private readonly localGaps = new Map<ServiceKey, number>();
-  private localGapTotal = 0;
+  /** Per Service, its ports that have endpoints, none of them local, under a Local traffic policy. */
+  private readonly localGaps = new Map<ServiceKey, Gaps>();
+  private internalGapTotal = 0;
+  private externalGapTotal = 0;
 
   constructor(
     private readonly state: ClusterState,
@@ -40,17 +49,27 @@ export class EndpointWatch {
         noEndpoints.push({ service: key, change: missing ? 'missing' : service === undefined ? 'deleted' : 'restored' });
       }
       // Only Local-policy Services can have a gap, so only theirs are worth a view (its merged endpoints).
-      let gaps = 0;
-      if (service?.internalTrafficPolicy === 'Local') {
+      let internal = 0;
+      let external = 0;
+      if (service?.internalTrafficPolicy === 'Local' || service?.externalTrafficPolicy === 'Local') {
         for (const port of viewService(this.state, key, this.family)?.ports ?? []) {
-          if (port.selection.hasAnyEndpoints && port.selection.localEndpoints.length === 0) gaps++;
+          const gap = port.selection.hasAnyEndpoints && port.selection.localEndpoints.length === 0;
+          if (gap && service.internalTrafficPolicy === 'Local') internal++;
+          if (gap && service.externalTrafficPolicy === 'Local' && port.externallyAccessible) external++;
         }
       }
-      this.localGapTotal += gaps - (this.localGaps.get(key) ?? 0);
-      if (gaps > 0) this.localGaps.set(key, gaps);
+      const before = this.localGaps.get(key);
+      this.internalGapTotal += internal - (before?.internal ?? 0);
+      this.externalGapTotal += external - (before?.external ?? 0);
+      if (internal + external > 0) this.localGaps.set(key, { internal, external });
       else this.localGaps.delete(key);
     }
-    return { noEndpoints, withoutEndpoints: this.withoutEndpoints.size, noLocalInternal: this.localGapTotal };
+    return {
+      noEndpoints,
+      withoutEndpoints: this.withoutEndpoints.size,
+      noLocalInternal: this.internalGapTotal,
+      noLocalExternal: this.externalGapTotal,
+    };
   }
 
   private endpointTotal(key: ServiceKey): number {

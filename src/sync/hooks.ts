@@ -31,8 +31,8 @@ export interface SyncHooks {
    * while it had none ('deleted'); `total` is how many such Services there are now.
    */
   noEndpoints(service: ServiceKey, change: EndpointsChange, total: number): void;
-  /** Service ports with internalTrafficPolicy Local whose endpoints are all on other nodes, now. */
-  noLocalEndpoints(policy: 'internal', total: number): void;
+  /** Service ports with a Local traffic policy (internal, or external for reachable ports) whose endpoints are all on other nodes, now. */
+  noLocalEndpoints(policy: 'internal' | 'external', total: number): void;
   /** Seconds from an EndpointSlice change's trigger time to its rules being applied. */
   programmed(service: ServiceKey, seconds: number): void;
   /** The canary chains were gone; a full sync follows. */

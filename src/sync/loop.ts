@@ -53,7 +53,7 @@ export class SyncLoop {
   private readonly unreconciled = new Set<ServiceKey>();
   private syncs = 0;
   /** The last no-local-endpoints count reported (undefined: none yet, so the first sync reports it). */
-  private lastNoLocal: number | undefined;
+  private lastNoLocal: { internal: number; external: number } | undefined;
 
   constructor(
     private readonly state: ClusterState,
@@ -95,6 +95,12 @@ export class SyncLoop {
     // Every Service is rendered again (the state marks them changed); a full sync writes the result.
     this.state.setNodeZone(zone);
     this.requestFull('node zone changed');
+  }
+
+  /** This node's IPs changed (the Node's addresses): load-balancer firewall rules may change. */
+  nodeIPsChanged(ips: readonly string[]): void {
+    this.state.setNodeIPs(ips);
+    this.requestFull('node IPs changed');
   }
 
   requestFull(reason: string): void {
@@ -222,7 +228,8 @@ export class SyncLoop {
     const before = this.lastNoLocal;
     const report = this.endpoints.observe(changed);
     for (const { service, change } of report.noEndpoints) this.hooks.noEndpoints(service, change, report.withoutEndpoints);
-    this.lastNoLocal = report.noLocalInternal;
-    if (before !== report.noLocalInternal) this.hooks.noLocalEndpoints('internal', report.noLocalInternal);
+    this.lastNoLocal = { internal: report.noLocalInternal, external: report.noLocalExternal };
+    if (before?.internal !== report.noLocalInternal) this.hooks.noLocalEndpoints('internal', report.noLocalInternal);
+    if (before?.external !== report.noLocalExternal) this.hooks.noLocalEndpoints('external', report.noLocalExternal);
   }
 }

@@ -1,4 +1,4 @@
-// npm run bench [-- --services N --endpoints M --rounds R --cli-runs N]   (compile, then agent benchmarks)
+// npm run bench [-- --services N --endpoints M --rounds R --cli-runs N --nodeports]   (compile, then agent benchmarks)
 // npm run bench -- --kernel [kernel-bench flags]               (apply costs in a real kernel; see kernel.ts)
 // npm run bench -- --soak [soak flags]                         (churn soak with the real agent; see soak.ts)
 // Prints compile-time numbers for an N x M cluster: the whole `switchboard compile` process on a JSON List
@@ -35,7 +35,9 @@ const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const p99 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.99)]!;
 
-const objects = syntheticCluster(services, endpoints);
+// --nodeports: every Service a NodePort Service (the external-traffic issue's benchmark).
+const nodePorts = process.argv.includes('--nodeports');
+const objects = syntheticCluster(services, endpoints, { nodePorts });
 const text = list(objects);
 const dir = await mkdtemp(join(tmpdir(), 'switchboard-bench-'));
 const file = join(dir, 'cluster.json');
@@ -164,7 +166,7 @@ const result = {
   heapUsedAfterMB: Number((heap.heapUsed / 1024 / 1024).toFixed(1)),
 };
 
-console.log(`Switchboard compile benchmark: ${services} services x ${endpoints} endpoints (${mb(text.length)} JSON List)`);
+console.log(`Switchboard compile benchmark: ${services} services x ${endpoints} endpoints${nodePorts ? ", a NodePort each" : ""} (${mb(text.length)} JSON List)`);
 console.log(`  switchboard compile (whole process): ${result.cliSeconds} s, peak RSS ${result.cliPeakRssMB} MB (max ${result.cliMaxPeakRssMB} MB; exit ${code})   target: <= 400 MB`);
 console.log(`  floor (read, JSON.parse, stringify): ${result.floorSeconds} s, peak RSS ${result.floorPeakRssMB} MB`);
 console.log(`  compile / floor:                      ${result.cliOverFloor}x   (medians of ${cliRuns} interleaved runs each)   target: <= 2.0x`);

@@ -229,4 +229,42 @@ describe('switchboard run (end to end)', () => {
     api.server.remove('Service', 'default', 'web');
     api.server.remove('EndpointSlice', 'default', 'web-1');
   });
+
+  it('serves the health-check node port of an eTP Local LoadBalancer: 200 with local endpoints, 503 without, closed when gone', async () => {
+    await lab.resetNetfilter();
+    const HCNP = 32111;
+    const lb = service({
+      name: 'lb',
+      type: 'LoadBalancer',
+      clusterIP: '10.96.5.20',
+      ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: 31080 }],
+      externalTrafficPolicy: 'Local',
+      healthCheckNodePort: HCNP,
+      loadBalancerIngress: [{ ip: '203.0.113.40' }],
+    });
+    const lbSlice = (nodeName: string) =>
+      endpointSlice({ name: 'lb-1', service: 'lb', ports: [{ name: 'http', port: 8080 }], endpoints: [{ ip: A.ip, nodeName }] });
+    api.server.apply(lb);
+    api.server.apply(lbSlice(NODE_NAME));
+    agent = api.startAgent();
+    await agent.ready();
+
+    await eventually(async () => (await httpGet(HCNP, '/any/path')).status === 200, CHANGE_BOUND_MS, 'health check 200');
+    const ok = await httpGet(HCNP, '/');
+    expect(JSON.parse(ok.body)).toEqual({ service: { namespace: 'default', name: 'lb' }, localEndpoints: 1, serviceProxyHealthy: true });
+    // The endpoint moves to another node: this node has none, so load balancers must skip it.
+    api.server.apply(lbSlice('node-b'));
+    await eventually(async () => (await httpGet(HCNP, '/')).status === 503, CHANGE_BOUND_MS, 'health check 503');
+    expect(JSON.parse((await httpGet(HCNP, '/')).body)).toMatchObject({ localEndpoints: 0 });
+    // The filter ACCEPT for the port, as upstream.
+    expect(await lab.iptablesSave('filter')).toMatch(new RegExp(`-A KUBE-NODEPORTS .*health check node port.* --dport ${HCNP} -j ACCEPT`));
+    // The Service goes: so does the listener.
+    api.server.remove('Service', 'default', 'lb');
+    api.server.remove('EndpointSlice', 'default', 'lb-1');
+    await eventually(async () => {
+      const script = `try { await fetch('http://127.0.0.1:${HCNP}/'); console.log('open'); } catch { console.log('closed'); }`;
+      const r = await lab.exec('node', process.execPath, ['--input-type=module', '-e', script]);
+      return r.stdout.trim() === 'closed' ? true : r.stdout.trim();
+    }, CHANGE_BOUND_MS, 'listener closed');
+  });
 });

@@ -56,6 +56,12 @@ export interface CompileFlags {
   layout?: IptablesLayout;
   /** --backend; left out (the CLI's default, iptables) when undefined. */
   backend?: KernelBackend;
+  /** --node-ip; left out when undefined. */
+  nodeIp?: string;
+  /** --nodeport-addresses; left out when undefined. */
+  nodePortAddresses?: string;
+  /** --iptables-localhost-nodeports; left out when undefined. */
+  localhostNodePorts?: boolean;
 }
 
 /** Every iptables layout: the packet-level suites run once per layout, as the README promises the same behaviour. */
@@ -94,6 +100,9 @@ export function compileArgs(files: readonly string[], flags: CompileFlags = {}):
   if (flags.masqueradeAll === true) args.push('--masquerade-all');
   if (flags.layout !== undefined) args.push('--iptables-layout', flags.layout);
   if (flags.backend !== undefined) args.push('--backend', flags.backend);
+  if (flags.nodeIp !== undefined) args.push('--node-ip', flags.nodeIp);
+  if (flags.nodePortAddresses !== undefined) args.push('--nodeport-addresses', flags.nodePortAddresses);
+  if (flags.localhostNodePorts !== undefined) args.push(`--iptables-localhost-nodeports=${String(flags.localhostNodePorts)}`);
   return args;
 }
 

@@ -5,6 +5,13 @@ export interface PortSpec {
   readonly port: number;
   readonly protocol?: 'TCP' | 'UDP' | 'SCTP';
   readonly targetPort?: number | string;
+  readonly nodePort?: number;
+}
+
+export interface IngressSpec {
+  readonly ip?: string;
+  readonly hostname?: string;
+  readonly ipMode?: 'VIP' | 'Proxy';
 }
 
 export interface ServiceSpec {
@@ -16,6 +23,11 @@ export interface ServiceSpec {
   readonly internalTrafficPolicy?: 'Cluster' | 'Local';
   readonly affinityTimeoutSeconds?: number;
   readonly labels?: Readonly<Record<string, string>>;
+  readonly externalTrafficPolicy?: 'Cluster' | 'Local';
+  readonly externalIPs?: readonly string[];
+  readonly loadBalancerIngress?: readonly IngressSpec[];
+  readonly loadBalancerSourceRanges?: readonly string[];
+  readonly healthCheckNodePort?: number;
 }
 
 export type K8sObject = Record<string, unknown>;
@@ -35,12 +47,18 @@ export function service(s: ServiceSpec): K8sObject {
         port: p.port,
         protocol: p.protocol ?? 'TCP',
         targetPort: p.targetPort ?? p.port,
+        ...(p.nodePort !== undefined ? { nodePort: p.nodePort } : {}),
       })),
+      ...(s.externalTrafficPolicy ? { externalTrafficPolicy: s.externalTrafficPolicy } : {}),
+      ...(s.externalIPs ? { externalIPs: s.externalIPs } : {}),
+      ...(s.loadBalancerSourceRanges ? { loadBalancerSourceRanges: s.loadBalancerSourceRanges } : {}),
+      ...(s.healthCheckNodePort !== undefined ? { healthCheckNodePort: s.healthCheckNodePort } : {}),
       ...(s.internalTrafficPolicy ? { internalTrafficPolicy: s.internalTrafficPolicy } : {}),
       ...(s.affinityTimeoutSeconds !== undefined
         ? { sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: s.affinityTimeoutSeconds } } }
         : {}),
     },
+    ...(s.loadBalancerIngress ? { status: { loadBalancer: { ingress: s.loadBalancerIngress } } } : {}),
   };
 }
 
@@ -91,13 +109,26 @@ export function list(items: readonly K8sObject[]): string {
   return JSON.stringify({ apiVersion: 'v1', kind: 'List', metadata: {}, items });
 }
 
-/** A synthetic cluster: `services` Services with `endpoints` ready endpoints each, one slice per Service. */
-export function syntheticCluster(services: number, endpoints: number): K8sObject[] {
+/**
+ * A synthetic cluster: `services` Services with `endpoints` ready endpoints each, one slice per Service. With
+ * `nodePorts`, each is a NodePort Service, on ports from 20000 up (a widened service-node-port-range: the
+ * default 30000-32767 holds only 2,768).
+ */
+export function syntheticCluster(services: number, endpoints: number, opts: { readonly nodePorts?: boolean } = {}): K8sObject[] {
   const out: K8sObject[] = [];
   for (let i = 0; i < services; i++) {
     const name = `svc${i}`;
     const clusterIP = `10.96.${(i >> 8) & 255}.${i & 255}`;
-    out.push(service({ namespace: `ns${i % 100}`, name, clusterIP, ports: [{ name: 'http', port: 80, targetPort: 8080 }] }));
+    const nodePort = opts.nodePorts === true ? { nodePort: 20000 + i } : {};
+    out.push(
+      service({
+        namespace: `ns${i % 100}`,
+        name,
+        clusterIP,
+        ...(opts.nodePorts === true ? { type: 'NodePort' as const } : {}),
+        ports: [{ name: 'http', port: 80, targetPort: 8080, ...nodePort }],
+      }),
+    );
     const eps: EndpointSpec[] = [];
     for (let e = 0; e < endpoints; e++) {
       const n = i * endpoints + e;

@@ -1,10 +1,12 @@
 // Random but reproducible sequences of Service, EndpointSlice and node changes, for property tests: a small
 // universe (a few Services sharing endpoint addresses) so that changes collide, ports are renamed, endpoints
-// move between slices, conditions flip, policies and affinity change, and objects come and go.
+// move between slices, conditions flip, policies and affinity change, and objects come and go. Services are
+// sometimes NodePort or LoadBalancer, with external IPs, load-balancer IPs (some of them Proxy-mode or
+// hostname-only), source ranges and externalTrafficPolicy Local, and the node's IPs change now and then.
 import type { ClusterState } from '../../src/model/state.js';
 import { serviceKey } from '../../src/model/types.js';
 import { setObject } from './compile.js';
-import { type EndpointSpec, type PortSpec, endpointSlice, service } from './objects.js';
+import { type EndpointSpec, type IngressSpec, type PortSpec, endpointSlice, service } from './objects.js';
 
 /** mulberry32: a small seeded PRNG, so a failing seed can be replayed. */
 export function prng(seed: number): () => number {
@@ -30,6 +32,7 @@ const PORT_SETS: readonly (readonly PortSpec[])[] = [
 const ADDRESSES = ['10.244.1.1', '10.244.1.2', '10.244.1.3', '10.244.2.1', '10.244.2.2', '10.244.3.1'];
 const NODES = [NODE, 'node-b', undefined];
 const ZONES = [undefined, 'z1', 'z2'];
+const NODE_IPS: readonly (readonly string[])[] = [[], ['192.168.0.2'], ['192.168.0.3', '192.168.0.2'], ['192.168.0.3']];
 
 /** The port set each Service was last given, so that most slices match it (and endpoints are used). */
 const lastPorts = new WeakMap<ClusterState, Map<string, readonly PortSpec[]>>();
@@ -47,18 +50,48 @@ export function randomChange(state: ClusterState, random: () => number): string 
     known.set(name, ports);
     const local = random() < 0.25;
     const affinity = random() < 0.25 ? pick([60, 10800]) : undefined;
+    // External traffic: addresses unique to the Service (two Services on one address and port conflict).
+    const type = random() < 0.5 ? ('ClusterIP' as const) : pick(['NodePort', 'LoadBalancer'] as const);
+    const nodePorts = type !== 'ClusterIP' && random() < 0.8;
+    const externalIPs = random() < 0.3 ? [`192.168.99.${index + 1}`] : undefined;
+    const ingress: readonly IngressSpec[] | undefined =
+      type === 'LoadBalancer' && random() < 0.8
+        ? pick<readonly IngressSpec[]>([
+            [{ ip: `1.2.3.${index + 1}` }],
+            [{ ip: `1.2.3.${index + 1}` }, { ip: `5.6.7.${index + 1}` }],
+            [{ ip: `1.2.3.${index + 1}`, ipMode: 'Proxy' }],
+            [{ hostname: 'lb.example' }],
+          ])
+        : undefined;
+    const ranges = type === 'LoadBalancer' && random() < 0.5 ? pick([['203.0.113.0/25'], ['192.168.0.0/24', ' 203.0.113.0/25']]) : undefined;
+    const eTPLocal = (type !== 'ClusterIP' || externalIPs !== undefined) && random() < 0.5;
+    const servicePorts = nodePorts ? ports.map((p, i) => ({ ...p, nodePort: 30000 + index * 10 + i })) : ports;
     setObject(
       state,
       service({
         namespace: 'p',
         name,
         clusterIP: `10.96.0.${index + 1}`,
-        ports,
+        ports: servicePorts,
+        type,
         ...(local ? { internalTrafficPolicy: 'Local' as const } : {}),
         ...(affinity === undefined ? {} : { affinityTimeoutSeconds: affinity }),
+        ...(externalIPs === undefined ? {} : { externalIPs }),
+        ...(ingress === undefined ? {} : { loadBalancerIngress: ingress }),
+        ...(ranges === undefined ? {} : { loadBalancerSourceRanges: ranges }),
+        ...(eTPLocal ? { externalTrafficPolicy: 'Local' as const } : {}),
+        ...(eTPLocal && type === 'LoadBalancer' ? { healthCheckNodePort: 32000 + index } : {}),
       }),
     );
-    return `service ${name}: ports ${ports.map((p) => p.name ?? p.port).join(',')}${local ? ', iTP Local' : ''}${affinity === undefined ? '' : `, affinity ${affinity}s`}`;
+    const external = [
+      type,
+      nodePorts ? 'nodePorts' : '',
+      externalIPs === undefined ? '' : `externalIPs ${externalIPs.join(',')}`,
+      ingress === undefined ? '' : `ingress ${ingress.map((i) => `${i.ip ?? i.hostname ?? ''}${i.ipMode === 'Proxy' ? '(Proxy)' : ''}`).join(',')}`,
+      ranges === undefined ? '' : `ranges ${ranges.join(',')}`,
+      eTPLocal ? 'eTP Local' : '',
+    ].filter((x) => x !== '');
+    return `service ${name}: ports ${ports.map((p) => p.name ?? p.port).join(',')}${local ? ', iTP Local' : ''}${affinity === undefined ? '' : `, affinity ${affinity}s`}, ${external.join(', ')}`;
   }
   if (roll < 0.75) {
     const slice = `${name}-${Math.floor(random() * 2)}`;
@@ -91,7 +124,12 @@ export function randomChange(state: ClusterState, random: () => number): string 
     state.deleteService(serviceKey('p', name));
     return `delete service ${name}`;
   }
-  const zone = pick(ZONES);
-  state.setNodeZone(zone);
-  return `node zone ${zone ?? 'none'}`;
+  if (roll < 0.975) {
+    const zone = pick(ZONES);
+    state.setNodeZone(zone);
+    return `node zone ${zone ?? 'none'}`;
+  }
+  const ips = pick(NODE_IPS);
+  state.setNodeIPs(ips);
+  return `node IPs ${ips.join(',') || 'none'}`;
 }

@@ -158,6 +158,27 @@ describe('servingUdpBackends', () => {
     expect(servingUdpBackends(state, 'IPv6').byServiceIP.size).toBe(0);
   });
 
+  it('adds external IPs, load-balancer IPs and the NodePort of a UDP port, with the same serving endpoints', () => {
+    const objects = [
+      service({
+        name: 'dns-lb',
+        type: 'LoadBalancer',
+        clusterIP: '10.96.0.54',
+        ports: [{ name: 'dns', port: 53, protocol: 'UDP', nodePort: 30053 }],
+        externalIPs: ['192.168.99.1'],
+        loadBalancerIngress: [{ ip: '203.0.113.1' }, { ip: '203.0.113.2', ipMode: 'Proxy' }],
+      }),
+      endpointSlice({ name: 'dns-lb-1', service: 'dns-lb', ports: [{ name: 'dns', port: 53, protocol: 'UDP' }], endpoints: [{ ip: '10.244.1.2' }] }),
+    ];
+    const b = servingUdpBackends(load(objects).state, 'IPv4');
+    expect([...b.byServiceIP].map(([k, v]) => [k, [...v]])).toEqual([
+      ['10.96.0.54:53', ['10.244.1.2:53']],
+      ['192.168.99.1:53', ['10.244.1.2:53']],
+      ['203.0.113.1:53', ['10.244.1.2:53']],
+    ]);
+    expect([...b.byNodePort].map(([k, v]) => [k, [...v]])).toEqual([[30053, ['10.244.1.2:53']]]);
+  });
+
   it('merges slices through endpointsForPort: a named targetPort resolves per slice', () => {
     const objects = [
       service({ name: 'dns', clusterIP: '10.96.0.53', ports: [{ name: 'dns', port: 53, protocol: 'UDP', targetPort: 'dns' }] }),
@@ -204,7 +225,7 @@ describe('staleFlows', () => {
     expect(staleFlows([flow('udp', SVC_IP, 8000, SERVING, 9090)], empty)).toHaveLength(1);
   });
 
-  it('matches NodePorts on any destination IP (ready for when NodePorts are programmed)', () => {
+  it('matches NodePorts on any destination IP', () => {
     const np: ServiceBackends = { byServiceIP: new Map(), byNodePort: new Map([[30053, new Set([`${SERVING}:9090`])]]) };
     const flows = [flow('udp', '10.0.0.10', 30053, SERVING, 9090), flow('udp', '192.168.1.1', 30053, DELETED, 9090)];
     expect(staleFlows(flows, np).map(key)).toEqual([`udp 192.168.1.1:30053 -> ${DELETED}:9090`]);

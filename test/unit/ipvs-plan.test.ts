@@ -25,6 +25,8 @@ function desired(entries: Array<[VirtualServer, string[]]>): IpvsDesired {
       realServers: new Map(entries.map(([v, reals]) => [v.key, new Map(reals.map((hp) => [hp, { hostPort: hp, weight: 1 }]))])),
     },
     addresses: new Set(entries.map(([v]) => v.address)),
+    nodePortAddresses: new Set(),
+    idle: new Set(),
     sets: new Map([[KUBE_CLUSTER_IP, new Set(entries.map(([v]) => `${v.address},${v.protocol}:${v.port}`))]]),
     rulesBody: BODY,
   };
@@ -165,6 +167,27 @@ describe('planIpvs', () => {
     expect(gone.ipvsadm).toBe('-D -t 10.96.0.10:80\n');
     expect(gone.addressDels).toBe('address del 10.96.0.10/32 dev kube-ipvs0\n');
     expect(gone.ipsetDels).toBe(`del ${KUBE_CLUSTER_IP} 10.96.0.10,tcp:80\ndel ${KUBE_IPVS_IPS} 10.96.0.10\n`);
+  });
+
+  it('a NodePort virtual server (on a node address, never bound) drains while its Service port exists, and goes with it', () => {
+    const NP = vs('tcp', '192.168.0.2', 30080);
+    const withNodePort = (entries: Array<[VirtualServer, string[]]>, idle: VirtualServer[]): IpvsDesired => {
+      const d = desired(entries);
+      const addresses = new Set([...d.addresses].filter((a) => a !== NP.address));
+      return { ...d, addresses, nodePortAddresses: new Set([NP.address]), idle: new Set(idle.map((v) => v.key)) };
+    };
+    const first = plan(withNodePort([[WEB, ['10.244.1.2:8080']], [NP, ['10.244.1.2:8080']]], []), UNKNOWN_KERNEL_STATE);
+    expect(first.addressAdds).toBe('address add 10.96.0.10/32 dev kube-ipvs0\n');
+    // The port lost its endpoint but exists: counters are read, and a busy real server drains.
+    const lost = withNodePort([[WEB, ['10.244.1.3:8080']]], [NP]);
+    expect(needsCounts(lost, first.after)).toEqual([NP.key, WEB.key].sort());
+    const draining = plan(lost, first.after, counts(NP.key, { '10.244.1.2:8080': 1 }));
+    expect(draining.ipvsadm).toContain('-e -t 192.168.0.2:30080 -r 10.244.1.2:8080 -m -w 0\n');
+    expect(draining.addressAdds).toBe('');
+    expect(draining.after.addresses?.has(NP.address)).toBe(false);
+    // The Service (or its NodePort) is gone: the virtual server goes at once.
+    const gone = plan(withNodePort([[WEB, ['10.244.1.3:8080']]], []), draining.after, counts(NP.key, { '10.244.1.2:8080': 1 }));
+    expect(gone.ipvsadm).toBe('-D -t 192.168.0.2:30080\n');
   });
 
   it('changed affinity edits the virtual server in place (-E with every option)', () => {

@@ -30,7 +30,7 @@ describe('manifest parsing', () => {
       'apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {clusterIP: 10.96.0.1, ports: [{port: 70000}]}',
     ].join('\n---\n');
     const loaded = loadObjects(parseManifestText(text, 'in.yaml').objects, 'node-a');
-    expect(loaded.state.node).toEqual({ name: 'node-a', zone: 'z1' });
+    expect(loaded.state.node).toEqual({ name: 'node-a', zone: 'z1', ips: [] });
     expect(loaded.errors).toEqual(['in.yaml (document 3): Service shop/web: spec.ports[0].port: 70000 is out of range 1-65535']);
     expect(loaded.state.serviceCount).toBe(0);
   });

@@ -123,8 +123,19 @@ async function runAgentParts(): Promise<ProxyMetrics> {
   loop.start();
   change(service({ name: 'dns', clusterIP: '10.96.0.10', ports: [{ name: 'dns', port: 53, protocol: 'UDP' }] }), 'service');
   change(endpointSlice({ name: 'dns-1', service: 'dns', ports: [{ name: 'dns', port: 53, protocol: 'UDP' }], endpoints: [{ ip: '10.244.1.5', nodeName: 'node-a' }] }), 'endpoints');
-  // Local policy, endpoints only elsewhere: a no-local-endpoints port. No endpoints at all: a Service without endpoints.
-  change(service({ name: 'local', clusterIP: '10.96.0.11', ports: [{ port: 80 }], internalTrafficPolicy: 'Local' }), 'service');
+  // Local policies (internal and external), endpoints only elsewhere: a no-local-endpoints port for each. No
+  // endpoints at all: a Service without endpoints.
+  change(
+    service({
+      name: 'local',
+      type: 'NodePort',
+      clusterIP: '10.96.0.11',
+      ports: [{ port: 80, nodePort: 30080 }],
+      internalTrafficPolicy: 'Local',
+      externalTrafficPolicy: 'Local',
+    }),
+    'service',
+  );
   change(endpointSlice({ name: 'local-1', service: 'local', ports: [{ port: 80 }], endpoints: [{ ip: '10.244.2.5', nodeName: 'node-b' }] }), 'endpoints');
   change(service({ name: 'empty', clusterIP: '10.96.0.12', ports: [{ port: 80 }] }), 'service');
   await loop.idle();
@@ -215,6 +226,7 @@ describe('the agent\'s metrics', () => {
     expect(value('kubeproxy_sync_proxy_rules_iptables_total', { ...fam, table: 'nat' })).toBeGreaterThan(5);
     expect(value('kubeproxy_sync_proxy_rules_iptables_last', { ...fam, table: 'filter' })).toBeGreaterThan(0);
     expect(value('kubeproxy_sync_proxy_rules_no_local_endpoints_total', { ...fam, traffic_policy: 'internal' })).toBe(1);
+    expect(value('kubeproxy_sync_proxy_rules_no_local_endpoints_total', { ...fam, traffic_policy: 'external' })).toBe(1);
     expect(value('switchboard_services_without_endpoints')).toBe(1);
     expect(value('kubeproxy_sync_proxy_rules_service_changes_total')).toBe(3);
     expect(value('kubeproxy_sync_proxy_rules_endpoint_changes_total')).toBe(4);

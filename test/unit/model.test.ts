@@ -19,7 +19,7 @@ const ep = (ip: string, o: Partial<Endpoint> = {}): Endpoint => ({
   nodeHints: [],
   ...o,
 });
-const node = { name: 'node-a', zone: 'zone-a' };
+const node = { name: 'node-a', zone: 'zone-a', ips: [] };
 const cluster = { internalTrafficPolicy: 'Cluster', externalTrafficPolicy: 'Cluster', externallyAccessible: false } as const;
 const local = { ...cluster, internalTrafficPolicy: 'Local' } as const;
 const ips = (list: readonly Endpoint[]) => list.map((e) => e.ip);
@@ -51,7 +51,7 @@ describe('categorizeEndpoints', () => {
     const notReady = ep('10.0.0.4', { ready: false, serving: false });
     expect(ips(categorizeEndpoints([a, b, notReady], cluster, node).clusterEndpoints)).toEqual(['10.0.0.1']);
     // A node without a zone label ignores zone hints.
-    expect(ips(categorizeEndpoints([a, b], cluster, { name: 'node-a', zone: undefined }).clusterEndpoints)).toEqual(['10.0.0.1', '10.0.0.2']);
+    expect(ips(categorizeEndpoints([a, b], cluster, { name: 'node-a', zone: undefined, ips: [] }).clusterEndpoints)).toEqual(['10.0.0.1', '10.0.0.2']);
     // No endpoint for this zone: hints ignored.
     expect(ips(categorizeEndpoints([b], cluster, node).clusterEndpoints)).toEqual(['10.0.0.2']);
   });
@@ -94,15 +94,15 @@ describe('endpoint merging', () => {
       endpointSlice({ name: 'b', service: 'web', ports: [{ name: 'http', port: 8080 }], endpoints: [{ ip: '10.1.1.1' }] }),
     ]);
     const slices = state.slicesOf('default/web' as never);
-    const eps = endpointsForPort(slices, { name: 'http', port: 80, protocol: 'TCP' }, 'IPv4', 'node-a');
+    const eps = endpointsForPort(slices, { name: 'http', port: 80, protocol: 'TCP', nodePort: 0 }, 'IPv4', 'node-a');
     expect(eps.map((e) => [e.hostPort, e.ready])).toEqual([
       ['10.1.1.11:8080', true],
       ['10.1.1.1:8080', true],
     ]);
-    expect(endpointsForPort(slices, { name: 'http', port: 80, protocol: 'UDP' }, 'IPv4', 'node-a')).toEqual([]);
+    expect(endpointsForPort(slices, { name: 'http', port: 80, protocol: 'UDP', nodePort: 0 }, 'IPv4', 'node-a')).toEqual([]);
     // The compiler counts before it renders: the count must be the merged list's length.
-    expect(endpointCountForPort(slices, { name: 'http', port: 80, protocol: 'TCP' }, 'IPv4')).toBe(2);
-    expect(endpointCountForPort(slices, { name: 'http', port: 80, protocol: 'UDP' }, 'IPv4')).toBe(0);
+    expect(endpointCountForPort(slices, { name: 'http', port: 80, protocol: 'TCP', nodePort: 0 }, 'IPv4')).toBe(2);
+    expect(endpointCountForPort(slices, { name: 'http', port: 80, protocol: 'UDP', nodePort: 0 }, 'IPv4')).toBe(0);
   });
 });
 

@@ -137,4 +137,26 @@ describe('nftables partial syncs', () => {
     expect(second).toContain(`delete chain ${Q} service-AAAAAAAA-old/gone/tcp/http\n`);
     expect(second).toContain(`delete set ${Q} affinity-BBBBBBBB-old/gone/tcp/http__10.0.0.1/80\n`);
   });
+
+  it('a NodePort or external IP change is a partial sync of elements, per Service', () => {
+    const np = (nodePort: number, extra: { externalIPs?: string[] } = {}) =>
+      service({ name: 'web', type: 'NodePort', clusterIP: '10.96.0.1', ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort }], ...extra });
+    const { state, compiler } = setup([np(30080), slice('web', ['10.244.1.1'])]);
+    setObject(state, np(30081));
+    expect(partial(compiler, state)).toEqual([
+      `delete element ${Q} service-nodeports { tcp . 30080 }`,
+      `add element ${Q} service-nodeports { tcp . 30081 : goto external-SUSTUHLJ-default/web/tcp/http }`,
+    ]);
+    setObject(state, np(30081, { externalIPs: ['192.168.99.1'] }));
+    expect(partial(compiler, state)).toEqual([`add element ${Q} service-ips { 192.168.99.1 . tcp . 80 : goto external-SUSTUHLJ-default/web/tcp/http }`]);
+    // The last endpoint goes: REJECT for every address, and the port's chains are emptied (deleted next time).
+    setObject(state, slice('web', []));
+    const lines = partial(compiler, state)!;
+    expect(lines).toContain(`add element ${Q} no-endpoint-nodeports { tcp . 30081 comment "default/web:http" : goto reject-chain }`);
+    expect(lines).toContain(
+      `add element ${Q} no-endpoint-services { 10.96.0.1 . tcp . 80 comment "default/web:http" : goto reject-chain, 192.168.99.1 . tcp . 80 comment "default/web:http" : goto reject-chain }`,
+    );
+    expect(lines).toContain(`flush chain ${Q} external-SUSTUHLJ-default/web/tcp/http`);
+    expect(lines.indexOf(`delete element ${Q} service-nodeports { tcp . 30081 }`)).toBeLessThan(lines.indexOf(`flush chain ${Q} external-SUSTUHLJ-default/web/tcp/http`));
+  });
 });

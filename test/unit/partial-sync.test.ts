@@ -166,3 +166,38 @@ describe('full syncs over live state', () => {
     expect(text).toContain('"ns1/svc1:p80 cluster IP"');
   });
 });
+
+describe('partial syncs of external traffic stay per Service', () => {
+  const np = (nodePort: number, extra: { externalIPs?: string[] } = {}) =>
+    service({ namespace: 'ns1', name: 'web', type: 'NodePort', clusterIP: '172.30.0.51', ports: [{ name: 'p80', port: 80, nodePort }], ...extra });
+  const eps = endpointSlice({ namespace: 'ns1', name: 'web-1', service: 'web', ports: [{ name: 'p80', port: 80 }], endpoints: [{ ip: '10.0.1.1' }] });
+  const { state } = load([np(30080), eps, svc(2), slice(2, ['10.0.2.1'])]);
+  const compiler = new IptablesCompiler(defaultIptablesOptions({ clusterCidr: '10.0.0.0/8' }));
+  compiler.update(state, state.takeChanges());
+  compiler.planFull().commit();
+
+  it('a NodePort change deletes the old KUBE-NODEPORTS rule and inserts the new one, touching no other Service', () => {
+    setObject(state, np(30081));
+    const text = partial(compiler, state)!;
+    expect(text).toContain('-D KUBE-NODEPORTS -m comment --comment ns1/web:p80 -m tcp -p tcp --dport 30080 -j KUBE-EXT-');
+    expect(text).toMatch(/^-I KUBE-NODEPORTS 1 -m comment --comment ns1\/web:p80 -m tcp -p tcp --dport 30081 -j KUBE-EXT-/m);
+    expect(text).not.toContain('ns2/svc2');
+    expect(text).not.toContain(':KUBE-SERVICES');
+  });
+
+  it('an external IP added inserts its dispatch rule; removed, it is deleted again', () => {
+    setObject(state, np(30081, { externalIPs: ['192.168.99.5'] }));
+    const added = partial(compiler, state)!;
+    expect(added).toMatch(/^-I KUBE-SERVICES 1 -m comment --comment "ns1\/web:p80 external IP" -m tcp -p tcp -d 192\.168\.99\.5 --dport 80 -j KUBE-EXT-/m);
+    setObject(state, np(30081));
+    const removed = partial(compiler, state)!;
+    expect(removed).toMatch(/^-D KUBE-SERVICES -m comment --comment "ns1\/web:p80 external IP" .* -d 192\.168\.99\.5 /m);
+  });
+
+  it('losing every endpoint swaps the NAT rules for filter REJECTs on the NodePort', () => {
+    setObject(state, endpointSlice({ namespace: 'ns1', name: 'web-1', service: 'web', ports: [{ name: 'p80', port: 80 }], endpoints: [] }));
+    const text = partial(compiler, state)!;
+    expect(text).toContain('-I KUBE-EXTERNAL-SERVICES 1 -m comment --comment "ns1/web:p80 has no endpoints" -m addrtype --dst-type LOCAL -m tcp -p tcp --dport 30081 -j REJECT');
+    expect(text).toContain('-X KUBE-EXT-');
+  });
+});

@@ -8,7 +8,8 @@ import type { Plan, PlanOptions, ProxyBackend } from '../backend.js';
 import { canaryChainsPresent } from '../shared/canary.js';
 import { IptablesCompiler } from './compiler.js';
 import { parseLiveRules } from './live-rules.js';
-import type { IptablesOptions } from './options.js';
+import { type IptablesOptions, localhostNodePortsOn } from './options.js';
+import { writeSysctl } from '../../kernel/sysctl.js';
 
 /**
  * The agent's iptables backend: the pure compiler, iptables-save for a full sync's live rules, and plans of an
@@ -17,6 +18,7 @@ import type { IptablesOptions } from './options.js';
 export class IptablesBackend implements ProxyBackend {
   readonly name = 'iptables';
   private readonly compiler: IptablesCompiler;
+  private prepared = false;
 
   constructor(
     private readonly options: IptablesOptions,
@@ -31,6 +33,11 @@ export class IptablesBackend implements ProxyBackend {
 
 
   async plan(full: boolean, { readKernel }: PlanOptions): Promise<Plan | undefined> {
+    if (readKernel && !this.prepared) {
+      // As kube-proxy at start: localhost NodePorts need packets to 127.0.0.0/8 routed (KUBE-FIREWALL guards it).
+      if (localhostNodePortsOn(this.options)) await writeSysctl('net/ipv4/conf/all/route_localnet', '1');
+      this.prepared = true;
+    }
     const sync = full ? this.compiler.planFull(readKernel ? parseLiveRules(await saveAll(this.tools)) : EMPTY_LIVE_RULES) : this.compiler.planPartial();
     if (sync === undefined) return undefined;
     const { payload, ipset } = sync;

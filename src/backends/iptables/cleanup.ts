@@ -3,7 +3,7 @@ import { declareChain, deleteChain, deleteRule, transaction } from '../../kernel
 import { parseIptablesSave } from '../../kernel/syntax/iptables-save.js';
 import type { IPFamily } from '../../model/ip.js';
 import { type BackendCleanup, type CleanupStage, nothingToRemove } from '../backend.js';
-import { FIXED_CHAINS, KUBE_IPVS_FILTER, KUBE_LOOP_BACK, KUBE_LOOP_BACK_NEXT, type Table, isPerServiceChain } from '../shared/iptables-fixed.js';
+import { FIXED_CHAINS, IPVS_CHAINS, KUBE_LOOP_BACK, KUBE_LOOP_BACK_NEXT, type Table, isPerServiceChain } from '../shared/iptables-fixed.js';
 
 /**
  * `switchboard cleanup` for the iptables backend, as kube-proxy's cleanupLeftoversForFamily: unlink our chains
@@ -11,7 +11,7 @@ import { FIXED_CHAINS, KUBE_IPVS_FILTER, KUBE_LOOP_BACK, KUBE_LOOP_BACK_NEXT, ty
  * known jump, then one restore per table) everything is one `iptables-restore --noflush` per family, planned
  * from a single iptables-save so it deletes exactly what the dump holds.
  *
- * Ours: FIXED_CHAINS per table (and IPVS mode's KUBE-IPVS-FILTER), plus the per-service chains (KUBE-SVC-/SVL-/EXT-/FW-/SEP-) in nat, the only
+ * Ours: FIXED_CHAINS per table (and IPVS mode's IPVS_CHAINS), plus the per-service chains (KUBE-SVC-/SVL-/EXT-/FW-/SEP-) in nat, the only
  * table they are ever created in. Kubelet's chains (KUBE-FIREWALL, KUBE-MARK-DROP, KUBE-KUBELET-CANARY,
  * KUBE-IPTABLES-HINT) and everyone else's are never named in the payload, so `--noflush` leaves them alone.
  *
@@ -55,8 +55,8 @@ export function planCleanupDetailed(dump: string): RulesCleanup {
     const info = scanned.get(table);
     if (present === undefined || info === undefined) continue;
     const perService = table === 'nat' ? [...present].filter(isPerServiceChain).sort() : [];
-    // IPVS mode's filter chain is ours too, whichever backend wrote the rules last.
-    const fixed = table === 'filter' ? [...FIXED_CHAINS.filter, KUBE_IPVS_FILTER] : FIXED_CHAINS[table];
+    // IPVS mode's chains are ours too, whichever backend wrote the rules last.
+    const fixed = [...FIXED_CHAINS[table], ...IPVS_CHAINS[table]];
     const ours = [...fixed.filter((c) => present.has(c)), ...perService];
     if (ours.length === 0) continue;
     const ourSet = new Set(ours);

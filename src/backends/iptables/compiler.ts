@@ -4,7 +4,7 @@ import type { ServiceKey } from '../../model/types.js';
 import { type ServiceFragment, renderServiceFragment } from './fragment.js';
 import { EMPTY_LIVE_RULES, type LiveRules } from '../../kernel/syntax/iptables-save.js';
 import type { HairpinKey } from '../shared/hairpin-members.js';
-import { type IptablesOptions, fixedRulesOptions } from './options.js';
+import { type IptablesOptions, fixedRulesOptions, tailRules } from './options.js';
 import { type IpsetPlan, LoopbackSet } from './loopback-set.js';
 import { type RestorePayload, emptyPartial, planFull, planPartial } from './restore-plan.js';
 import { FragmentLedger } from '../shared/fragment-ledger.js';
@@ -43,7 +43,7 @@ export class IptablesCompiler {
 
   constructor(readonly options: IptablesOptions) {
     this.loopback = new LoopbackSet(options.family);
-    this.fixedNatRules = fixedRules('nat', fixedRulesOptions(options)).length + 1;
+    this.fixedNatRules = fixedRules('nat', fixedRulesOptions(options)).length + tailRules(options).length;
     this.fixedFilterRules = fixedRules('filter', fixedRulesOptions(options)).length;
   }
 
@@ -67,7 +67,7 @@ export class IptablesCompiler {
     }
     for (const key of keys) {
       const view = viewService(state, key, this.options.family);
-      const after = view === undefined ? undefined : renderServiceFragment(view, this.options, this.largeCluster);
+      const after = view === undefined ? undefined : renderServiceFragment(view, this.options, this.largeCluster, state.node.ips);
       const before = this.ledger.set(key, after);
       this.natRulesTotal += (after?.natRuleCount ?? 0) - (before?.natRuleCount ?? 0);
       this.filterRulesTotal += (after?.filterServiceRules.length ?? 0) - (before?.filterServiceRules.length ?? 0);

@@ -1,4 +1,5 @@
 import type { IptablesMode } from '../../kernel/iptables-mode.js';
+import { type FixedRulesOptions, nodePortsTailRules } from '../shared/iptables-fixed.js';
 import { type IptablesRulesOptions, defaultIptablesRulesOptions } from '../shared/options.js';
 
 /** Everything besides cluster state that changes the iptables rules. */
@@ -18,6 +19,16 @@ export interface IptablesOptions extends IptablesRulesOptions {
    * on every change. See docs/backends/iptables.md, "Rule layouts".
    */
   readonly layout: IptablesLayout;
+  /**
+   * Where NodePorts answer: `all` local addresses (`-m addrtype --dst-type LOCAL`, kube-proxy's default), or
+   * these node IPs (the local addresses inside `--nodeport-addresses`).
+   */
+  readonly nodePortAddresses: 'all' | readonly string[];
+  /**
+   * NodePorts on 127.0.0.0/8 too (IPv4; kube-proxy's --iptables-localhost-nodeports, on by default): needs
+   * route_localnet, guarded by the KUBE-FIREWALL rule. Off when the NodePort addresses exclude loopback.
+   */
+  readonly localhostNodePorts: boolean;
 }
 
 export const IPTABLES_LAYOUTS = ['kube-proxy', 'flat'] as const;
@@ -45,11 +56,29 @@ export function defaultIptablesOptions(overrides: Partial<IptablesOptions> = {})
     largeClusterEndpointsThreshold: LARGE_CLUSTER_ENDPOINTS_THRESHOLD,
     maxChainsPerTransaction: MAX_CHAINS_PER_TRANSACTION,
     layout: 'kube-proxy',
+    nodePortAddresses: 'all',
+    localhostNodePorts: true,
     ...overrides,
   };
 }
 
 /** What the shared fixed rules need to know of this backend's options. */
-export function fixedRulesOptions(opts: IptablesOptions): { masqueradeMark: string; dropInvalid: boolean; hairpinSet: boolean } {
-  return { masqueradeMark: opts.masqueradeMark, dropInvalid: opts.dropInvalid, hairpinSet: opts.layout === 'flat' };
+export function fixedRulesOptions(opts: IptablesOptions): FixedRulesOptions {
+  return {
+    masqueradeMark: opts.masqueradeMark,
+    dropInvalid: opts.dropInvalid,
+    hairpinSet: opts.layout === 'flat',
+    localhostNodePorts: localhostNodePortsOn(opts),
+  };
+}
+
+/** As kube-proxy: IPv4 only, and only when the NodePort addresses include loopback. */
+export function localhostNodePortsOn(opts: IptablesOptions): boolean {
+  if (!opts.localhostNodePorts || opts.family !== 'IPv4') return false;
+  return opts.nodePortAddresses === 'all' || opts.nodePortAddresses.some((ip) => ip.startsWith('127.'));
+}
+
+/** The last rules of nat KUBE-SERVICES, to KUBE-NODEPORTS, for these options. */
+export function tailRules(opts: IptablesOptions): string[] {
+  return nodePortsTailRules({ nodePortAddresses: opts.nodePortAddresses, localhostNodePorts: localhostNodePortsOn(opts), family: opts.family });
 }

@@ -9,11 +9,21 @@ import {
   transaction,
 } from '../../kernel/syntax/iptables-restore.js';
 import type { LiveRules } from '../../kernel/syntax/iptables-save.js';
-import { FIXED_CHAINS, KUBE_SERVICES, NODEPORTS_TAIL_RULE, countLines, fixedRules, isPerServiceChain, missingJumps } from '../shared/iptables-fixed.js';
+import {
+  BUILTIN_JUMPS,
+  FIREWALL_JUMPS,
+  FIXED_CHAINS,
+  countLines,
+  fixedChains,
+  fixedRules,
+  isPerServiceChain,
+  missingJumps,
+  splitSharedRule,
+} from '../shared/iptables-fixed.js';
 import type { FragmentChange } from '../shared/fragment-ledger.js';
 import type { ServiceFragment } from './fragment.js';
 import { chainSaveForm } from './save-form.js';
-import { type IptablesOptions, fixedRulesOptions } from './options.js';
+import { type IptablesOptions, fixedRulesOptions, tailRules } from './options.js';
 
 /**
  * An iptables-restore input (for `--noflush`), with the counts that metrics and benchmarks report. The text
@@ -86,19 +96,22 @@ export function planFull(fragments: readonly ServiceFragment[], opts: IptablesOp
   const written = (f: ServiceFragment): string[] | IterableIterator<string> =>
     held.size === 0 ? f.natChains.keys() : [...f.natChains.keys()].filter((name) => !held.has(name));
 
-  const filterFixed = fixedRules('filter', fixedRulesOptions(opts));
+  const fixedOpts = fixedRulesOptions(opts);
+  const filterChains = fixedChains('filter', fixedOpts);
+  const filterFixed = fixedRules('filter', fixedOpts);
   let filterServiceRules = 0;
   for (const f of fragments) filterServiceRules += f.filterServiceRules.length;
-  const filterJumps = missingJumps('filter', live);
-  const natFixed = fixedRules('nat', fixedRulesOptions(opts));
+  const filterJumps = missingJumps('filter', live, fixedOpts.localhostNodePorts ? [...BUILTIN_JUMPS, ...FIREWALL_JUMPS] : BUILTIN_JUMPS);
+  const natFixed = fixedRules('nat', fixedOpts);
   const natJumps = missingJumps('nat', live);
-  let natRules = natFixed.length + 1;
+  const tail = tailRules(opts);
+  let natRules = natFixed.length + tail.length;
   for (const f of fragments) natRules += f.natRuleCount;
-  /** The fixed nat chains' rules and KUBE-SERVICES, whose last rule jumps to the NodePorts chain. */
+  /** The fixed nat chains' rules and the shared chains, KUBE-SERVICES last jumping to the NodePorts chain. */
   function* natShared(): Generator<string> {
     for (const rule of natFixed) yield `${rule}\n`;
-    for (const f of fragments) for (const rule of f.natServiceRules) yield appendRule(KUBE_SERVICES, rule);
-    yield `${NODEPORTS_TAIL_RULE}\n`;
+    for (const f of fragments) for (const rule of f.natServiceRules) yield `-A ${rule}\n`;
+    for (const rule of tail) yield `${rule}\n`;
   }
 
   const limit = opts.maxChainsPerTransaction;
@@ -108,10 +121,10 @@ export function planFull(fragments: readonly ServiceFragment[], opts: IptablesOp
   function* generate(): Generator<string> {
     yield* transaction(
       'filter',
-      FIXED_CHAINS.filter.map(declareChain),
+      filterChains.map(declareChain),
       filterFixed.map((rule) => `${rule}\n`),
       (function* () {
-        for (const f of fragments) for (const rule of f.filterServiceRules) yield appendRule(KUBE_SERVICES, rule);
+        for (const f of fragments) for (const rule of f.filterServiceRules) yield `-A ${rule}\n`;
       })(),
       filterJumps,
     );
@@ -144,7 +157,7 @@ export function planFull(fragments: readonly ServiceFragment[], opts: IptablesOp
   return payloadOf('full', { [Symbol.iterator]: generate }, {
     natRulesWritten: natRules + natJumps.length,
     filterRulesWritten: filterTotal + filterJumps.length,
-    chainsWritten: wanted - held.size + FIXED_CHAINS.filter.length + FIXED_CHAINS.nat.length + FIXED_CHAINS.mangle.length,
+    chainsWritten: wanted - held.size + filterChains.length + FIXED_CHAINS.nat.length + FIXED_CHAINS.mangle.length,
     chainsDeleted: stale.length,
     natRulesTotal: natRules,
     filterRulesTotal: filterTotal,
@@ -284,7 +297,10 @@ export function planPartial(
   } else {
     add(writeGroups(groupedByChains(writes, (w) => w.names.length, limit), (w) => w.names.map(declareChain), (w) => w.bodies));
     if (natEdits.length > 0) add(transaction('nat', natEdits));
-    for (const some of slices(removals, limit)) add(transaction('nat', some.map(declareChain), some.map(deleteChain)));
+    // All flushed before any is deleted: a removed EXT or FW chain may jump to a removed SVC or EXT chain of
+    // another slice (as the full sync's batchedNat does).
+    for (const some of slices(removals, limit)) add(transaction('nat', some.map(declareChain)));
+    for (const some of slices(removals, limit)) add(transaction('nat', some.map(deleteChain)));
   }
   return payloadOf('partial', parts, {
     natRulesWritten: natRules,
@@ -300,14 +316,20 @@ export function emptyPartial(totals: { natRulesTotal: number; filterRulesTotal: 
   return payloadOf('partial', [], { natRulesWritten: 0, filterRulesWritten: 0, chainsWritten: 0, chainsDeleted: 0, ...totals }, true);
 }
 
+/** `-D` the shared-chain rules that went, `-I … 1` the new ones (first: KUBE-SERVICES's NodePorts rule stays last). */
 function diffSharedChain(before: readonly string[] = [], after: readonly string[] = [], out: string[]): number {
   const old = new Set(before);
   const now = new Set(after);
   let written = 0;
-  for (const rule of before) if (!now.has(rule)) out.push(deleteRule(KUBE_SERVICES, rule));
+  for (const rule of before) {
+    if (now.has(rule)) continue;
+    const { chain, spec } = splitSharedRule(rule);
+    out.push(deleteRule(chain, spec));
+  }
   for (const rule of after) {
     if (old.has(rule)) continue;
-    out.push(insertRule(KUBE_SERVICES, rule));
+    const { chain, spec } = splitSharedRule(rule);
+    out.push(insertRule(chain, spec));
     written++;
   }
   return written;

@@ -54,7 +54,7 @@ export class IpvsBackend implements ProxyBackend {
         await setSysctls();
         this.prepared = true;
       }
-      observed = full ? await readKernelState(family, desired.addresses) : this.applied;
+      observed = full ? await readKernelState(family, ownedAddresses(desired)) : this.applied;
       live = full ? parseIptablesSave(await saveAll(this.iptables)) : undefined;
       counts = await readConnectionCounts(needsCounts(desired, observed));
     } else {
@@ -100,10 +100,15 @@ export class IpvsBackend implements ProxyBackend {
   }
 }
 
+/** Addresses whose virtual servers are ours: the wanted ones on kube-ipvs0 and the NodePort addresses. */
+function ownedAddresses(desired: IpvsDesired): Set<string> {
+  return new Set([...desired.addresses, ...desired.nodePortAddresses]);
+}
+
 /**
  * The kernel's IPVS-mode state. Ours are the virtual servers on addresses bound to kube-ipvs0, recorded in
  * KUBE-IPVS-IPS (so they are still recognised after the device or an address was removed from outside), or
- * wanted now; any other virtual server is someone else's.
+ * wanted now (NodePort addresses included); any other virtual server is someone else's.
  */
 async function readKernelState(family: IpvsOptions['family'], wanted: ReadonlySet<string>): Promise<IpvsKernelState> {
   const addresses = await readDeviceAddresses(family);
@@ -142,7 +147,7 @@ function ipvsSteps(plan: IpvsPlan, iptables: IptablesTools, explain: (e: ToolErr
  */
 async function withUnappliedLines(e: ToolError, desired: IpvsDesired, family: IpvsOptions['family']): Promise<ToolError> {
   try {
-    const observed = await readKernelState(family, desired.addresses);
+    const observed = await readKernelState(family, ownedAddresses(desired));
     const again = planIpvs(desired, observed, await readConnectionCounts(needsCounts(desired, observed)), family, (b) => ipvsRulesPayload(b, undefined));
     const lines = again.ipvsadm.split('\n').filter((l) => l !== '');
     return e.withOffendingLines(lines.slice(0, 20).map((l) => `not applied: ${l}`));

@@ -3,18 +3,25 @@ import { listIpsets } from '../../kernel/ipset.js';
 import { IPVSADM_RESTORE } from '../../kernel/ipvsadm.js';
 import type { Step } from '../../kernel/tool.js';
 import { type BackendCleanup, nothingToRemove } from '../backend.js';
-import { KUBE_LOOP_BACK } from '../shared/iptables-fixed.js';
-import { deleteVirtualServer } from './ipvsadm.js';
+import { type VirtualServer, deleteVirtualServer } from './ipvsadm.js';
 import { readDeviceAddresses, readIpvsTable, readSets } from './live.js';
 import { KUBE_IPVS0 } from './plan.js';
-import { KUBE_CLUSTER_IP, KUBE_IPVS_IPS } from './rules.js';
+import { IPVS_SET_NAMES, KUBE_IPVS_IPS, KUBE_NODE_PORT_SCTP, KUBE_NODE_PORT_TCP, KUBE_NODE_PORT_UDP } from './sets.js';
 
 /**
  * Removes IPVS mode's virtual servers and kube-ipvs0 (its iptables rules go with the iptables cleanup, its sets
- * with the ipsets). Ours are the virtual servers on addresses bound to kube-ipvs0 or recorded in KUBE-IPVS-IPS;
+ * with the ipsets). Ours are the virtual servers on addresses bound to kube-ipvs0 or recorded in KUBE-IPVS-IPS, and NodePort ones whose port is in our NodePort sets;
  * anyone else's IPVS services stay. With neither the device nor the set there is nothing of ours, and ipvsadm is
  * not even run (a kernel without IPVS is the common case for iptables users).
  */
+/** A NodePort virtual server (on a node address): its port is in our NodePort sets. */
+function isNodePort(vs: VirtualServer, sets: ReadonlyMap<string, ReadonlySet<string>> | undefined): boolean {
+  if (sets === undefined) return false;
+  if (vs.protocol === 'tcp') return sets.get(KUBE_NODE_PORT_TCP)?.has(String(vs.port)) === true;
+  if (vs.protocol === 'udp') return sets.get(KUBE_NODE_PORT_UDP)?.has(String(vs.port)) === true;
+  return sets.get(KUBE_NODE_PORT_SCTP)?.has(`${vs.address},sctp:${vs.port}`) === true;
+}
+
 export const IPVS_CLEANUP: BackendCleanup = {
   stages: [
     {
@@ -23,11 +30,12 @@ export const IPVS_CLEANUP: BackendCleanup = {
       async plan() {
         const v4 = await readDeviceAddresses('IPv4');
         const v6 = v4 === undefined ? undefined : await readDeviceAddresses('IPv6');
-        const recorded = (await listIpsets())?.includes(KUBE_IPVS_IPS) === true ? (await readSets()).get(KUBE_IPVS_IPS) : undefined;
+        const sets = (await listIpsets())?.includes(KUBE_IPVS_IPS) === true ? await readSets() : undefined;
+        const recorded = sets?.get(KUBE_IPVS_IPS);
         if (v4 === undefined && recorded === undefined) return nothingToRemove();
         const addresses = new Set([...(v4 ?? []), ...(v6 ?? []), ...(recorded ?? [])]);
         const table = await readIpvsTable();
-        const ours = [...table.virtualServers.values()].filter((vs) => addresses.has(vs.address)).map((vs) => vs.key).sort();
+        const ours = [...table.virtualServers.values()].filter((vs) => addresses.has(vs.address) || isNodePort(vs, sets)).map((vs) => vs.key).sort();
         const steps: Step[] = [];
         if (ours.length > 0) steps.push({ kind: 'input', tool: IPVSADM_RESTORE, input: [ours.map(deleteVirtualServer).join('')], atomic: false });
         if (v4 !== undefined) steps.push({ kind: 'command', tool: deleteLinkTool(KUBE_IPVS0) });
@@ -36,5 +44,5 @@ export const IPVS_CLEANUP: BackendCleanup = {
       },
     },
   ],
-  sets: [KUBE_CLUSTER_IP, KUBE_LOOP_BACK, KUBE_IPVS_IPS],
+  sets: IPVS_SET_NAMES,
 };

@@ -39,7 +39,7 @@ export function readDeviceAddresses(family: IPFamily): Promise<Set<string> | und
 
 /** Members of our sets as `ipset save` prints them; a set that does not exist is absent from the map. */
 export async function readSets(): Promise<Map<string, Set<string>>> {
-  const ours = new Set(IPVS_SETS.map(([name]) => name));
+  const ours = new Set(IPVS_SETS.map(({ name }) => name));
   const out = new Map<string, Set<string>>();
   for (const line of (await saveIpsets()).split('\n')) {
     const [op, name, member] = line.trim().split(/\s+/);

@@ -1,8 +1,6 @@
 // Diffing IPVS mode's desired state against what the kernel holds (read on a full sync, remembered from the
 // last successful sync otherwise) into the inputs of ipset, ip, iptables-restore and ipvsadm. Pure.
 import type { IPFamily } from '../../model/ip.js';
-import { createSetLine } from '../../kernel/syntax/ipset.js';
-import { KUBE_LOOP_BACK } from '../shared/iptables-fixed.js';
 import type { IpvsFragment } from './fragment.js';
 import {
   type ConnectionCounts,
@@ -17,17 +15,13 @@ import {
   editRealServer,
   editVirtualServer,
 } from './ipvsadm.js';
-import { type IpvsRulesBody, KUBE_CLUSTER_IP, KUBE_IPVS_IPS, sameRulesBody } from './rules.js';
+import { type IpvsRulesBody, sameRulesBody } from './rules.js';
+import { IPVS_SETS, KUBE_IPVS_IPS, createIpvsSetLine } from './sets.js';
+
+export { IPVS_SETS };
 
 /** The dummy device that holds every ClusterIP, as kube-proxy names it. */
 export const KUBE_IPVS0 = 'kube-ipvs0';
-
-/** Our ipsets and their types, in the order they are created. */
-export const IPVS_SETS: ReadonlyArray<readonly [string, string]> = [
-  [KUBE_CLUSTER_IP, 'hash:ip,port'],
-  [KUBE_LOOP_BACK, 'hash:ip,port,ip'],
-  [KUBE_IPVS_IPS, 'hash:ip'],
-];
 
 /** What the node holds of IPVS mode's state, read from it or remembered. */
 export interface IpvsKernelState {
@@ -49,32 +43,50 @@ export const UNKNOWN_KERNEL_STATE: IpvsKernelState = {
 
 export interface IpvsDesired {
   readonly table: IpvsTable;
+  /** Addresses bound to kube-ipvs0; a virtual server on one of them belongs to a Service that exists. */
   readonly addresses: ReadonlySet<string>;
+  /** The NodePort addresses (the node's own, never bound): virtual servers on them are ours too. */
+  readonly nodePortAddresses: ReadonlySet<string>;
+  /** Virtual servers of existing service ports without real servers now: kept while connections drain. */
+  readonly idle: ReadonlySet<VirtualServerKey>;
   readonly sets: ReadonlyMap<string, ReadonlySet<string>>;
   readonly rulesBody: IpvsRulesBody;
 }
 
-/** The desired state of all Services, from their fragments. */
-export function desiredState(fragments: Iterable<IpvsFragment>, rulesBody: IpvsRulesBody): IpvsDesired {
+/**
+ * The desired state of all Services, from their fragments; `rulesBody` gets the sets that have members (the
+ * rules matching a set are written only then).
+ */
+export function desiredState(
+  fragments: Iterable<IpvsFragment>,
+  nodePortAddresses: ReadonlySet<string>,
+  rulesBody: (nonEmpty: ReadonlySet<string>) => IpvsRulesBody,
+): IpvsDesired {
   const virtualServers = new Map<VirtualServerKey, VirtualServer>();
   const realServers = new Map<VirtualServerKey, Map<string, RealServer>>();
   const addresses = new Set<string>();
-  const clusterIps = new Set<string>();
-  const loopback = new Set<string>();
+  const idle = new Set<VirtualServerKey>();
+  const sets = new Map<string, Set<string>>();
   for (const f of fragments) {
-    if (f.address !== undefined) addresses.add(f.address);
-    for (const m of f.clusterIpMembers) clusterIps.add(m);
-    for (const m of f.loopbackMembers) loopback.add(m);
+    for (const a of f.addresses) addresses.add(a);
+    for (const k of f.idle) idle.add(k);
+    for (const [set, m] of f.members) {
+      let s = sets.get(set);
+      if (s === undefined) sets.set(set, (s = new Set()));
+      s.add(m);
+    }
     for (const { vs, reals } of f.virtualServers) {
       virtualServers.set(vs.key, vs);
       realServers.set(vs.key, new Map(reals.map((r) => [r.hostPort, r])));
     }
   }
-  const sets = new Map<string, ReadonlySet<string>>([
-    [KUBE_CLUSTER_IP, clusterIps],
-    [KUBE_LOOP_BACK, loopback],
-  ]);
-  return { table: { virtualServers, realServers }, addresses, sets, rulesBody };
+  const nonEmpty = new Set([...sets].filter(([, s]) => s.size > 0).map(([name]) => name));
+  return { table: { virtualServers, realServers }, addresses, nodePortAddresses, idle, sets, rulesBody: rulesBody(nonEmpty) };
+}
+
+/** Whether a virtual server belongs to a Service port that still exists (it drains rather than going at once). */
+function serviceExists(desired: IpvsDesired, vs: VirtualServer): boolean {
+  return desired.addresses.has(vs.address) || desired.idle.has(vs.key) || desired.table.virtualServers.has(vs.key);
 }
 
 /** The inputs of one sync, in the order they are applied, and the state they leave behind. */
@@ -107,7 +119,7 @@ export function needsCounts(desired: IpvsDesired, observed: IpvsKernelState): Vi
   const out: VirtualServerKey[] = [];
   for (const [key, vs] of observed.table.virtualServers) {
     // UDP and SCTP are never drained; a deleted Service's virtual servers go whatever their connections.
-    if (vs.protocol !== 'tcp' || !desired.addresses.has(vs.address)) continue;
+    if (vs.protocol !== 'tcp' || !serviceExists(desired, vs)) continue;
     const want = desired.table.realServers.get(key);
     const have = observed.table.realServers.get(key) ?? new Map<string, RealServer>();
     for (const hostPort of have.keys()) {
@@ -166,7 +178,7 @@ export function planIpvs(
     }
     // The Service itself is gone (its ClusterIP is no longer wanted): the virtual server goes at once, as
     // upstream's, rather than keeping a dead Service's address bound while connections time out.
-    if (want === undefined && !desired.addresses.has(vs.address)) {
+    if (want === undefined && !serviceExists(desired, vs)) {
       removeLines.push(deleteVirtualServer(key));
       continue;
     }
@@ -192,7 +204,8 @@ export function planIpvs(
   }
 
   const addresses = new Set(desired.addresses);
-  for (const vs of afterVs.values()) addresses.add(vs.address);
+  // A draining virtual server keeps its address bound; the NodePort addresses are the node's own.
+  for (const vs of afterVs.values()) if (!desired.nodePortAddresses.has(vs.address)) addresses.add(vs.address);
   const haveAddresses = observed.addresses ?? new Set<string>();
   const prefix = family === 'IPv4' ? 32 : 128;
   const addressAdds = [...addresses].filter((a) => !haveAddresses.has(a)).sort();
@@ -202,10 +215,11 @@ export function planIpvs(
   wantSets.set(KUBE_IPVS_IPS, addresses);
   const setAdds: string[] = [];
   const setDels: string[] = [];
-  for (const [name, type] of IPVS_SETS) {
+  for (const set of IPVS_SETS) {
+    const name = set.name;
     const want = wantSets.get(name) ?? new Set<string>();
     const have = observed.sets.get(name);
-    if (have === undefined) setAdds.push(createSetLine(name, type, family));
+    if (have === undefined) setAdds.push(createIpvsSetLine(set, family));
     for (const m of [...want].sort()) if (have?.has(m) !== true) setAdds.push(`add ${name} ${m}\n`);
     if (have !== undefined) for (const m of [...have].sort()) if (!want.has(m)) setDels.push(`del ${name} ${m}\n`);
   }
@@ -224,7 +238,7 @@ export function planIpvs(
       table: { virtualServers: afterVs, realServers: afterReals },
       addresses,
       // The wanted sets are built afresh for every sync and never changed afterwards: no copy needed.
-      sets: new Map(IPVS_SETS.map(([name]) => [name, wantSets.get(name) ?? new Set<string>()])),
+      sets: new Map(IPVS_SETS.map(({ name }) => [name, wantSets.get(name) ?? new Set<string>()])),
       rulesBody: desired.rulesBody,
     },
   };

@@ -6,8 +6,8 @@ import { type HairpinKey, HairpinMembers, hairpinParts } from '../shared/hairpin
 import { type Element, type LoadBalancer, type NftFragment, hairpinElement, renderNftFragment } from './fragment.js';
 import { isLoadBalancerChain, isPerServiceObject } from './names.js';
 import { type NftOp, nft } from '../../kernel/syntax/nft.js';
-import { type NftablesOptions, familySyntax } from './options.js';
-import { HAIRPIN, chainHeader, fixedChainNames, loadBalancerRule, skeleton } from './fixed-chains.js';
+import { type NftablesOptions, familySyntax, nodePortIPs, primaryNodeIP } from './options.js';
+import { HAIRPIN, NODEPORT_IPS, chainHeader, fixedChainNames, loadBalancerRule, skeleton } from './fixed-chains.js';
 
 /** The chains and sets our table holds, as `nft list` shows them; empty when there is no table. */
 export interface LiveTable {
@@ -49,14 +49,20 @@ export class NftablesCompiler {
   /** Emptied, unreferenced chains and sets the kernel still holds: the next transaction deletes them. */
   private staleChains = new Set<string>();
   private staleSets = new Set<string>();
+  /** The nodeport-ips members the node's IPs call for (none in `all` mode), and those the kernel holds. */
+  private nodePortIPs: readonly string[] = [];
+  private heldNodePortIPs: readonly string[] = [];
   constructor(readonly options: NftablesOptions) {
     this.hairpin = new HairpinMembers();
   }
 
   update(state: ClusterState, changed: Iterable<ServiceKey>): void {
+    // The node's IPs: the nodeport-ips members, and the firewall's node IP (a change marks every Service changed).
+    this.nodePortIPs = nodePortIPs(this.options, state.node.ips) ?? [];
+    const nodeIP = primaryNodeIP(this.options.family, state.node.ips);
     for (const key of new Set(changed)) {
       const view = viewService(state, key, this.options.family);
-      const after = view === undefined ? undefined : renderNftFragment(view, this.options);
+      const after = view === undefined ? undefined : renderNftFragment(view, this.options, nodeIP);
       const before = this.ledger.set(key, after);
       this.hairpin.replace(before?.hairpin, after?.hairpin);
       for (const lb of before?.loadBalancers ?? []) {
@@ -92,8 +98,10 @@ export class NftablesCompiler {
     const retireSets = live.sets.filter((s) => ours(s) && !wantedSets.has(s) && !this.staleSets.has(s));
     const hairpin = this.hairpin.fullMembers();
     const options = this.options;
+    const nodePorts = this.nodePortIPs;
     function* generate(): Generator<NftOp> {
       yield* skeleton(options);
+      if (nodePorts.length > 0) yield nft.addElements(NODEPORT_IPS, nodePorts.map((key) => ({ key })));
       for (const c of emptyChains) yield nft.flushChain(c);
       for (const c of deleteChains) yield nft.deleteChain(c);
       for (const s of deleteSets) yield nft.deleteSet('set', s);
@@ -114,6 +122,7 @@ export class NftablesCompiler {
       commit: () => {
         commit();
         hairpin.commit();
+        this.heldNodePortIPs = nodePorts;
         this.heldLoadBalancers = new Set(lbs.map((lb) => lb.name));
         this.staleChains = new Set(emptyChains);
         this.staleSets = new Set(retireSets);
@@ -163,11 +172,18 @@ export class NftablesCompiler {
       if (hairpin.dels.length > 0) lines.push(nft.deleteElements(HAIRPIN, elements(hairpin.dels)));
       if (hairpin.adds.length > 0) lines.push(nft.addElements(HAIRPIN, elements(hairpin.adds)));
     }
+    // The node's NodePort addresses.
+    const nodePorts = this.nodePortIPs;
+    const goneNodePortIPs = this.heldNodePortIPs.filter((ip) => !nodePorts.includes(ip));
+    const newNodePortIPs = nodePorts.filter((ip) => !this.heldNodePortIPs.includes(ip));
+    if (goneNodePortIPs.length > 0) lines.push(nft.deleteElements(NODEPORT_IPS, goneNodePortIPs.map((key) => ({ key }))));
+    if (newNodePortIPs.length > 0) lines.push(nft.addElements(NODEPORT_IPS, newNodePortIPs.map((key) => ({ key }))));
     // Load-balancing chains no port jumps to any more: unreferenced once this commits, deleted next time.
     const unusedLoadBalancers = [...this.heldLoadBalancers].filter((name) => !this.loadBalancers.has(name) && !deleteChains.includes(name));
     const commit = (): void => {
       commitLedger();
       hairpin?.commit();
+      this.heldNodePortIPs = nodePorts;
       for (const name of newLoadBalancers) this.heldLoadBalancers.add(name);
       for (const c of deleteChains) this.heldLoadBalancers.delete(c);
       // Deleted now, or in use again (rewritten above, or a load-balancing chain jumped to again).

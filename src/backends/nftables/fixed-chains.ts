@@ -2,23 +2,40 @@ import { type BaseChainSpec, type NftOp, type NftSetObject, nft } from '../../ke
 import { type FamilySyntax, type NftablesOptions, familySyntax } from './options.js';
 
 // The fixed part of the table, after kube-proxy's nftables mode (pkg/proxy/nftables/proxier.go, v1.36 shape:
-// masquerade mark set inline, hairpin through a set), reduced to what ClusterIP Services need.
+// masquerade mark set inline, hairpin through a set, endpoint checks after DNAT and the load-balancer firewall
+// before it as since v1.34).
 
 export const SERVICES = 'services';
 export const MASQUERADING = 'masquerading';
 export const SERVICE_ENDPOINTS_CHECK = 'service-endpoints-check';
 export const CLUSTER_IPS_CHECK = 'cluster-ips-check';
 export const REJECT_CHAIN = 'reject-chain';
+export const FIREWALL_CHECK = 'firewall-check';
+export const NODEPORT_ENDPOINTS_CHECK = 'nodeport-endpoints-check';
 
 export const CLUSTER_IPS = 'cluster-ips';
 export const SERVICE_IPS = 'service-ips';
 export const NO_ENDPOINT_SERVICES = 'no-endpoint-services';
 export const HAIRPIN = 'hairpin-connections';
+export const NODEPORT_IPS = 'nodeport-ips';
+export const SERVICE_NODEPORTS = 'service-nodeports';
+export const NO_ENDPOINT_NODEPORTS = 'no-endpoint-nodeports';
+export const FIREWALL_IPS = 'firewall-ips';
 /** Ours: the endpoints of every load-balanced port, keyed by ClusterIP, protocol, port and index. */
 export const SERVICE_ENDPOINTS = 'service-endpoints';
 
 /** The sets and maps every sync owns whole: a full sync flushes and refills them. */
-export const MANAGED_SETS = [CLUSTER_IPS, SERVICE_IPS, NO_ENDPOINT_SERVICES, HAIRPIN, SERVICE_ENDPOINTS] as const;
+export const MANAGED_SETS = [
+  CLUSTER_IPS,
+  SERVICE_IPS,
+  NO_ENDPOINT_SERVICES,
+  HAIRPIN,
+  SERVICE_ENDPOINTS,
+  SERVICE_NODEPORTS,
+  NO_ENDPOINT_NODEPORTS,
+  FIREWALL_IPS,
+  NODEPORT_IPS,
+] as const;
 export type ManagedSet = (typeof MANAGED_SETS)[number];
 
 interface ChainSpec {
@@ -40,9 +57,15 @@ function fixedChains(opts: NftablesOptions, f: FamilySyntax): ChainSpec[] {
     services.push({ rule: `${f.match} daddr @${CLUSTER_IPS}${masqueradeFrom} meta mark set meta mark | ${mark}`, comment: why });
   }
   services.push({ rule: `${f.match} daddr . meta l4proto . th dport vmap @${SERVICE_IPS}` });
+  // NodePorts on the nodeport-ips, or (`all`, upstream's MatchAll) on every local address but loopback.
+  const loopback = opts.family === 'IPv4' ? '127.0.0.0/8' : '::1';
+  const nodePortDaddr = opts.nodePortAddresses === 'all' ? `${f.match} daddr != ${loopback}` : `${f.match} daddr @${NODEPORT_IPS}`;
+  services.push({ rule: `${opts.nodePortAddresses === 'all' ? 'fib daddr type local ' : ''}${nodePortDaddr} meta l4proto . th dport vmap @${SERVICE_NODEPORTS}` });
   const newJump = (chain: string): string => `ct state new jump ${chain}`;
   return [
-    { name: 'filter-input', base: base('filter', 'input', 0), rules: rules(newJump(SERVICE_ENDPOINTS_CHECK)) },
+    { name: 'filter-prerouting-pre-dnat', base: base('filter', 'prerouting', -110), rules: rules(newJump(FIREWALL_CHECK)) },
+    { name: 'filter-output-pre-dnat', base: base('filter', 'output', -110), rules: rules(newJump(FIREWALL_CHECK)) },
+    { name: 'filter-input', base: base('filter', 'input', 0), rules: rules(newJump(NODEPORT_ENDPOINTS_CHECK), newJump(SERVICE_ENDPOINTS_CHECK)) },
     { name: 'filter-forward', base: base('filter', 'forward', 0), rules: rules(newJump(SERVICE_ENDPOINTS_CHECK), newJump(CLUSTER_IPS_CHECK)) },
     { name: 'filter-output', base: base('filter', 'output', 0), rules: rules(newJump(SERVICE_ENDPOINTS_CHECK), newJump(CLUSTER_IPS_CHECK)) },
     { name: 'nat-prerouting', base: base('nat', 'prerouting', -100), rules: rules(`jump ${SERVICES}`) },
@@ -57,14 +80,18 @@ function fixedChains(opts: NftablesOptions, f: FamilySyntax): ChainSpec[] {
       ),
     },
     { name: SERVICE_ENDPOINTS_CHECK, rules: rules(`${f.match} daddr . meta l4proto . th dport vmap @${NO_ENDPOINT_SERVICES}`) },
+    { name: NODEPORT_ENDPOINTS_CHECK, rules: rules(`${nodePortDaddr} meta l4proto . th dport vmap @${NO_ENDPOINT_NODEPORTS}`) },
+    { name: FIREWALL_CHECK, rules: rules(`${f.match} daddr . meta l4proto . th dport vmap @${FIREWALL_IPS}`) },
     { name: CLUSTER_IPS_CHECK, rules: [{ rule: `${f.match} daddr @${CLUSTER_IPS} reject`, comment: 'Reject traffic to invalid ports of ClusterIPs' }] },
-    { name: REJECT_CHAIN, comment: 'helper for @no-endpoint-services', rules: rules('reject') },
+    { name: REJECT_CHAIN, comment: 'helper for @no-endpoint-services / @no-endpoint-nodeports', rules: rules('reject') },
   ];
 }
 
-/** The managed sets and maps, declared. */
-function managedSets(f: FamilySyntax): NftSetObject[] {
+/** The managed sets and maps, declared (nodeport-ips only when NodePorts are not on every local address). */
+function managedSets(opts: NftablesOptions, f: FamilySyntax): NftSetObject[] {
   const svcKey = `${f.addrType} . inet_proto . inet_service`;
+  const nodePortIPs: NftSetObject[] =
+    opts.nodePortAddresses === 'all' ? [] : [{ kind: 'set', name: NODEPORT_IPS, type: f.addrType, comment: 'IPs that accept NodePort traffic' }];
   return [
     { kind: 'set', name: CLUSTER_IPS, type: f.addrType, comment: 'Active ClusterIPs' },
     { kind: 'map', name: SERVICE_IPS, type: `${svcKey} : verdict`, comment: 'ClusterIP, ExternalIP and LoadBalancer IP traffic' },
@@ -78,6 +105,15 @@ function managedSets(f: FamilySyntax): NftSetObject[] {
       typeof: `${f.match} daddr . meta l4proto . tcp dport . numgen random mod 1 : ${f.match} daddr . tcp dport`,
       comment: 'endpoints of load-balanced service ports, by index',
     },
+    { kind: 'map', name: SERVICE_NODEPORTS, type: 'inet_proto . inet_service : verdict', comment: 'NodePort traffic' },
+    {
+      kind: 'map',
+      name: NO_ENDPOINT_NODEPORTS,
+      type: 'inet_proto . inet_service : verdict',
+      comment: 'vmap to drop or reject packets to service nodeports with no endpoints',
+    },
+    { kind: 'map', name: FIREWALL_IPS, type: `${svcKey} : verdict`, comment: 'destinations that are subject to LoadBalancerSourceRanges' },
+    ...nodePortIPs,
   ];
 }
 
@@ -99,13 +135,18 @@ export function fixedChainNames(opts: NftablesOptions): Set<string> {
 export function* skeleton(opts: NftablesOptions): Generator<NftOp> {
   const f = familySyntax(opts.family);
   yield nft.addTable('rules for kube-proxy');
-  for (const set of managedSets(f)) {
+  for (const set of managedSets(opts, f)) {
     yield nft.addSet(set);
     yield nft.flushSet(set.kind, set.name);
   }
   const chains = fixedChains(opts, f);
   // Declared first (helpers before the chains jumping to them is not required within one transaction).
   for (const c of chains) yield* chainHeader({ name: c.name, ...(c.base ? { base: c.base } : {}), ...(c.comment ? { comment: c.comment } : {}) });
+  if (opts.nodePortAddresses === 'all') {
+    // As upstream: a nodeport-ips set left by another --nodeport-addresses goes (its rules were just flushed).
+    yield nft.addSet({ kind: 'set', name: NODEPORT_IPS, type: f.addrType });
+    yield nft.deleteSet('set', NODEPORT_IPS);
+  }
   for (const c of chains) for (const r of c.rules) yield nft.addRule(c.name, r.rule, r.comment);
 }
 

@@ -1,12 +1,32 @@
 import { exactSize } from '../../exact-size.js';
 import type { NftElement } from '../../kernel/syntax/nft.js';
-import { joinHostPort } from '../../model/ip.js';
-import type { ServiceKey } from '../../model/types.js';
+import { cidrContains, joinHostPort, parseCidrMasked } from '../../model/ip.js';
+import type { Endpoint, ServiceKey } from '../../model/types.js';
 import type { ServiceView } from '../../model/service-view.js';
 import { type HairpinKey, hairpinKey } from '../shared/hairpin-members.js';
-import { affinitySet, endpointBase, endpointChain, loadBalancerChain, localChain, serviceChain, servicePortBase } from './names.js';
-import { type NftablesOptions, familySyntax } from './options.js';
-import { CLUSTER_IPS, type ManagedSet, NO_ENDPOINT_SERVICES, REJECT_CHAIN, SERVICE_ENDPOINTS, SERVICE_IPS } from './fixed-chains.js';
+import {
+  affinitySet,
+  endpointBase,
+  endpointChain,
+  externalChain,
+  firewallChain,
+  loadBalancerChain,
+  localChain,
+  serviceChain,
+  servicePortBase,
+} from './names.js';
+import { type FamilySyntax, type NftablesOptions, familySyntax } from './options.js';
+import {
+  CLUSTER_IPS,
+  FIREWALL_IPS,
+  type ManagedSet,
+  NO_ENDPOINT_NODEPORTS,
+  NO_ENDPOINT_SERVICES,
+  REJECT_CHAIN,
+  SERVICE_ENDPOINTS,
+  SERVICE_IPS,
+  SERVICE_NODEPORTS,
+} from './fixed-chains.js';
 
 /** One element of a managed set or map. */
 export interface Element extends NftElement {
@@ -46,10 +66,15 @@ const NO_SETS: ReadonlyMap<string, number> = new Map();
  * DROP through no-endpoint-services when nothing may serve it, masquerade and hairpin through the fixed
  * chains' sets. Load balancing without affinity is data only: the port's endpoints by index in
  * @service-endpoints and a jump to the shared chain for its endpoint count, so an endpoint change rewrites
- * elements, never a rule. With ClientIP affinity the port keeps upstream's chains: a service (or local)
- * chain, one chain and one timeout set per endpoint.
+ * elements, never a rule. Ports with ClientIP affinity, and externally accessible ports (a NodePort, external
+ * or load-balancer IPs), keep upstream's chains: a service (cluster policy) and a local (local policy) chain,
+ * one chain per endpoint (and one timeout set per endpoint with affinity), an external chain that external
+ * addresses and NodePorts go to, and a firewall chain for load-balancer source ranges.
+ *
+ * `nodeIP` is the node's primary IP of the family: the firewall lets it (and so the LB IPs it is SNATted to)
+ * through when a source range holds it, as upstream does.
  */
-export function renderNftFragment(view: ServiceView, opts: NftablesOptions): NftFragment {
+export function renderNftFragment(view: ServiceView, opts: NftablesOptions, nodeIP: string | undefined = undefined): NftFragment {
   const f = familySyntax(opts.family);
   const { service, clusterIP } = view;
   const elements: Element[] = [];
@@ -60,44 +85,108 @@ export function renderNftFragment(view: ServiceView, opts: NftablesOptions): Nft
   if (clusterIP === undefined) return { key: service.key, elements, hairpin, loadBalancers, chains: NO_CHAINS, sets: NO_SETS };
   elements.push({ set: CLUSTER_IPS, key: clusterIP });
   const affinity = service.sessionAffinity.type === 'ClientIP' ? service.sessionAffinity.timeoutSeconds : undefined;
+  const iTPLocal = service.internalTrafficPolicy === 'Local';
+  const eTPLocal = service.externalTrafficPolicy === 'Local';
+  const mark = `meta mark set meta mark | ${opts.masqueradeMark}`;
+  // Upstream's usesFWChain in nftables mode: no endpoint condition (the firewall applies before DNAT).
+  const usesFirewall = view.loadBalancerIPs.length > 0 && view.sourceRanges.length > 0;
+  const firewallRule = usesFirewall ? firewallDropRule(f, view, nodeIP) : undefined;
 
-  for (const { port, spn: spnParts, name: spn, proto, selection: sel } of view.ports) {
+  for (const { port, spn: spnParts, name: spn, proto, selection: sel, nodePort, externallyAccessible } of view.ports) {
     const key = `${clusterIP} . ${proto} . ${port.port}`;
-    const iTPLocal = service.internalTrafficPolicy === 'Local';
+    const hasEndpoints = sel.hasAnyEndpoints;
+    const hasInternalEndpoints = sel.internal.length > 0;
+    const hasExternalEndpoints = sel.external.length > 0;
+    const unserved = hasEndpoints ? 'drop' : `goto ${REJECT_CHAIN}`;
     const used = sel.internal;
-    if (!sel.hasAnyEndpoints) {
-      elements.push({ set: NO_ENDPOINT_SERVICES, key, comment: spn, value: `goto ${REJECT_CHAIN}` });
-      continue;
-    }
-    if (used.length === 0) {
-      elements.push({ set: NO_ENDPOINT_SERVICES, key, comment: spn, value: 'drop' });
-      continue;
-    }
-    for (const ep of used) hairpin.push(hairpinKey(ep.ip, proto, ep.port));
-    if (affinity === undefined) {
+    if (affinity === undefined && !externallyAccessible) {
+      if (!hasInternalEndpoints) {
+        elements.push({ set: NO_ENDPOINT_SERVICES, key, comment: spn, value: unserved });
+        continue;
+      }
+      for (const ep of used) hairpin.push(hairpinKey(ep.ip, proto, ep.port));
       const lb = loadBalancerChain(port.protocol, used.length);
       loadBalancers.push({ name: lb, protocol: proto, count: used.length });
       elements.push({ set: SERVICE_IPS, key, value: `goto ${lb}` });
       used.forEach((ep, i) => elements.push({ set: SERVICE_ENDPOINTS, key: `${key} . ${i}`, value: `${ep.ip} . ${ep.port}` }));
       continue;
     }
+
+    // Upstream's chains. Policy chains exist when they have endpoints; their endpoints' chains come first.
     const base = servicePortBase(spnParts);
-    const portChain = iTPLocal ? localChain(base) : serviceChain(base);
-    elements.push({ set: SERVICE_IPS, key, value: `goto ${portChain}` });
+    const clusterPolicyChain = serviceChain(base);
+    const localPolicyChain = localChain(base);
+    const clusterEndpoints = sel.clusterEndpoints;
+    const localEndpoints = sel.localEndpoints;
     chains ??= new Map();
-    sets ??= new Map();
-    const sticky: string[] = [];
-    const pick: string[] = [];
-    used.forEach((ep, i) => {
+    const epChains = new Map<string, string>();
+    for (const ep of [...clusterEndpoints, ...localEndpoints]) {
+      if (epChains.has(ep.hostPort)) continue;
       const epBase = endpointBase(base, ep);
       const chain = endpointChain(epBase);
+      epChains.set(ep.hostPort, chain);
+      hairpin.push(hairpinKey(ep.ip, proto, ep.port));
+      const dnat = `meta l4proto ${proto} dnat to ${joinHostPort(ep.ip, ep.port)}`;
+      if (affinity === undefined) {
+        chains.set(chain, dnat);
+        continue;
+      }
+      sets ??= new Map();
       const set = affinitySet(epBase);
-      sets!.set(set, affinity);
-      sticky.push(`${f.match} saddr @${set} goto ${chain}`);
-      pick.push(`${i} : goto ${chain}`);
-      chains!.set(chain, [`update @${set} { ${f.match} saddr }`, `meta l4proto ${proto} dnat to ${joinHostPort(ep.ip, ep.port)}`].join('\n'));
-    });
-    chains.set(portChain, [...sticky, `numgen random mod ${used.length} vmap { ${pick.join(' , ')} }`].join('\n'));
+      sets.set(set, affinity);
+      chains.set(chain, [`update @${set} { ${f.match} saddr }`, dnat].join('\n'));
+    }
+    const policyRules = (list: readonly Endpoint[]): string => {
+      const sticky: string[] = [];
+      const pick: string[] = [];
+      list.forEach((ep, i) => {
+        const chain = epChains.get(ep.hostPort)!;
+        if (affinity !== undefined) sticky.push(`${f.match} saddr @${affinitySet(endpointBase(base, ep))} goto ${chain}`);
+        pick.push(`${i} : goto ${chain}`);
+      });
+      return [...sticky, `numgen random mod ${list.length} vmap { ${pick.join(' , ')} }`].join('\n');
+    };
+    if (clusterEndpoints.length > 0) chains.set(clusterPolicyChain, policyRules(clusterEndpoints));
+    if (localEndpoints.length > 0) chains.set(localPolicyChain, policyRules(localEndpoints));
+
+    // The external chain: masquerade (eTP Cluster) or the short-circuits (eTP Local), then the policy chain.
+    const ext = externalChain(base);
+    const usesExternalChain = hasEndpoints && externallyAccessible;
+    if (usesExternalChain) {
+      const rules: string[] = [];
+      if (!eTPLocal) rules.push(mark);
+      else {
+        if (opts.clusterCidr !== undefined) rules.push(`${f.match} saddr ${opts.clusterCidr} goto ${clusterPolicyChain} comment "short-circuit pod traffic"`);
+        rules.push(`fib saddr type local ${mark} comment "masquerade local traffic"`);
+        rules.push(`fib saddr type local goto ${clusterPolicyChain} comment "short-circuit local traffic"`);
+      }
+      if (hasExternalEndpoints) rules.push(`goto ${eTPLocal ? localPolicyChain : clusterPolicyChain}`);
+      chains.set(ext, rules.join('\n'));
+    }
+    const fw = firewallChain(base);
+    if (firewallRule !== undefined) chains.set(fw, firewallRule);
+
+    // Elements, in upstream's order.
+    if (hasInternalEndpoints) elements.push({ set: SERVICE_IPS, key, value: `goto ${iTPLocal ? localPolicyChain : clusterPolicyChain}` });
+    else elements.push({ set: NO_ENDPOINT_SERVICES, key, comment: spn, value: unserved });
+    for (const ip of view.externalIPs) {
+      const k = `${ip} . ${proto} . ${port.port}`;
+      if (usesExternalChain) elements.push({ set: SERVICE_IPS, key: k, value: `goto ${ext}` });
+      if (!hasExternalEndpoints) elements.push({ set: NO_ENDPOINT_SERVICES, key: k, comment: spn, value: unserved });
+    }
+    for (const ip of view.loadBalancerIPs) {
+      const k = `${ip} . ${proto} . ${port.port}`;
+      if (usesExternalChain) elements.push({ set: SERVICE_IPS, key: k, value: `goto ${ext}` });
+      if (firewallRule !== undefined) elements.push({ set: FIREWALL_IPS, key: k, value: `goto ${fw}` });
+    }
+    if (!hasExternalEndpoints) {
+      for (const ip of view.loadBalancerIPs) elements.push({ set: NO_ENDPOINT_SERVICES, key: `${ip} . ${proto} . ${port.port}`, comment: spn, value: unserved });
+    }
+    if (nodePort !== 0) {
+      const k = `${proto} . ${nodePort}`;
+      if (usesExternalChain) elements.push({ set: SERVICE_NODEPORTS, key: k, value: `goto ${ext}` });
+      if (!hasExternalEndpoints) elements.push({ set: NO_ENDPOINT_NODEPORTS, key: k, comment: spn, value: unserved });
+    }
   }
   return {
     key: service.key,
@@ -107,6 +196,22 @@ export function renderNftFragment(view: ServiceView, opts: NftablesOptions): Nft
     chains: chains ?? NO_CHAINS,
     sets: sets ?? NO_SETS,
   };
+}
+
+/**
+ * The firewall chain's one rule: drop sources outside the ranges. If a range holds the node's IP, the LB IPs are
+ * let through too: something outside kube-proxy SNATs the node's own connections to an LB IP to that IP.
+ */
+function firewallDropRule(f: FamilySyntax, view: ServiceView, nodeIP: string | undefined): string {
+  const sources: string[] = [];
+  let allowFromNode = false;
+  for (const text of view.sourceRanges) {
+    if (!sources.includes(text)) sources.push(text);
+    const cidr = parseCidrMasked(text);
+    if (nodeIP !== undefined && cidr !== undefined && cidrContains(cidr, nodeIP)) allowFromNode = true;
+  }
+  if (allowFromNode) for (const ip of view.loadBalancerIPs) if (!sources.includes(ip)) sources.push(ip);
+  return `${f.match} saddr != { ${sources.join(' , ')} } drop`;
 }
 
 /** The hairpin set's element for one endpoint: traffic from it, to it (after DNAT), on its port. */

@@ -29,6 +29,8 @@ export function endpointBase(portBase: string, ep: Pick<Endpoint, 'ip' | 'port'>
 
 export const serviceChain = (portBase: string): string => `service-${hashAndTruncate(portBase)}`;
 export const localChain = (portBase: string): string => `local-${hashAndTruncate(portBase)}`;
+export const externalChain = (portBase: string): string => `external-${hashAndTruncate(portBase)}`;
+export const firewallChain = (portBase: string): string => `firewall-${hashAndTruncate(portBase)}`;
 export const endpointChain = (epBase: string): string => `endpoint-${hashAndTruncate(epBase)}`;
 export const affinitySet = (epBase: string): string => `affinity-${hashAndTruncate(epBase)}`;
 

@@ -10,6 +10,8 @@ export const KUBE_NODEPORTS = 'KUBE-NODEPORTS';
 export const KUBE_EXTERNAL_SERVICES = 'KUBE-EXTERNAL-SERVICES';
 export const KUBE_FORWARD = 'KUBE-FORWARD';
 export const KUBE_PROXY_FIREWALL = 'KUBE-PROXY-FIREWALL';
+/** kubelet's chain too: kube-proxy writes its localnet rule there when localhost NodePorts are on. */
+export const KUBE_FIREWALL = 'KUBE-FIREWALL';
 /** The flat layout's hash:ip,port,ip set of endpoint ip,proto:port,ip (IPVS mode's name and format). */
 export const KUBE_LOOP_BACK = 'KUBE-LOOP-BACK';
 /** The set a full sync fills before swapping it in, so the live set is never half-filled. */
@@ -19,6 +21,14 @@ export const KUBE_PROXY_CANARY = 'KUBE-PROXY-CANARY';
 
 /** IPVS mode's filter chain that rejects new connections to a bound ClusterIP on a port no Service has. */
 export const KUBE_IPVS_FILTER = 'KUBE-IPVS-FILTER';
+/** IPVS mode's filter OUTPUT chain: drops the node's own connections to LB IPs its source ranges exclude. */
+export const KUBE_IPVS_OUT_FILTER = 'KUBE-IPVS-OUT-FILTER';
+/** IPVS mode, nat: NodePort masquerade by set; filter: the health-check node ports' ACCEPT (upstream's name in both). */
+export const KUBE_NODE_PORT = 'KUBE-NODE-PORT';
+/** IPVS mode, nat: LB IP masquerade unless externalTrafficPolicy is Local. */
+export const KUBE_LOAD_BALANCER_CHAIN = 'KUBE-LOAD-BALANCER';
+/** IPVS mode, filter: sources allowed to LB IPs with loadBalancerSourceRanges; the rest is dropped. */
+export const KUBE_SOURCE_RANGES_FIREWALL = 'KUBE-SOURCE-RANGES-FIREWALL';
 
 export type Table = 'filter' | 'nat' | 'mangle';
 
@@ -29,15 +39,45 @@ export const FIXED_CHAINS: Readonly<Record<Table, readonly string[]>> = {
   mangle: [KUBE_PROXY_CANARY],
 };
 
+/** IPVS mode's chains beyond FIXED_CHAINS, per table, in declaration order (ours in cleanup whichever backend ran). */
+export const IPVS_CHAINS: Readonly<Record<Table, readonly string[]>> = {
+  filter: [KUBE_IPVS_FILTER, KUBE_NODE_PORT, KUBE_SOURCE_RANGES_FIREWALL, KUBE_IPVS_OUT_FILTER],
+  nat: [KUBE_NODE_PORT, KUBE_LOAD_BALANCER_CHAIN],
+  mangle: [],
+};
+
 /**
  * The rules of the fixed chains, in kube-proxy's order. `hairpinSet`: the iptables backend's flat layout finds
  * hairpin traffic through the KUBE-LOOP-BACK set instead of a rule per endpoint.
  */
-export function fixedRules(table: Table, opts: { readonly masqueradeMark: string; readonly dropInvalid: boolean; readonly hairpinSet: boolean }): string[] {
+export interface FixedRulesOptions {
+  readonly masqueradeMark: string;
+  readonly dropInvalid: boolean;
+  readonly hairpinSet: boolean;
+  /** IPv4 NodePorts on 127.0.0.0/8 (iptables mode only): KUBE-FIREWALL guards route_localnet. */
+  readonly localhostNodePorts: boolean;
+}
+
+/** The fixed chains of `table` a sync declares: FIXED_CHAINS, plus KUBE-FIREWALL where localhost NodePorts need it. */
+export function fixedChains(table: Table, opts: Pick<FixedRulesOptions, 'localhostNodePorts'>): readonly string[] {
+  if (table !== 'filter' || !opts.localhostNodePorts) return FIXED_CHAINS[table];
+  const chains = [...FIXED_CHAINS.filter];
+  chains.splice(chains.indexOf(KUBE_EXTERNAL_SERVICES) + 1, 0, KUBE_FIREWALL);
+  return chains;
+}
+
+export function fixedRules(table: Table, opts: FixedRulesOptions): string[] {
   const mark = opts.masqueradeMark;
   switch (table) {
     case 'filter':
       return [
+        // route_localnet lets packets to 127.0.0.0/8 be routed; only DNATed ones (localhost NodePorts) may be.
+        ...(opts.localhostNodePorts
+          ? [
+              `-A ${KUBE_FIREWALL} -m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 ! -s 127.0.0.0/8 ` +
+                '-m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP',
+            ]
+          : []),
         ...(opts.dropInvalid ? [`-A ${KUBE_FORWARD} -m conntrack --ctstate INVALID -j DROP`] : []),
         `-A ${KUBE_FORWARD} -m comment --comment "kubernetes forwarding rules" -m mark --mark ${mark}/${mark} -j ACCEPT`,
         `-A ${KUBE_FORWARD} -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
@@ -61,10 +101,25 @@ export function fixedRules(table: Table, opts: { readonly masqueradeMark: string
   }
 }
 
-/** The last rule of nat KUBE-SERVICES; per-service rules are always inserted before it. */
-export const NODEPORTS_TAIL_RULE =
-  `-A ${KUBE_SERVICES} -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" ` +
-  `-m addrtype --dst-type LOCAL -j ${KUBE_NODEPORTS}`;
+const NODEPORTS_TAIL_COMMENT = '-m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain"';
+
+/**
+ * The last rules of nat KUBE-SERVICES (per-service rules are always inserted before them): to KUBE-NODEPORTS
+ * for any local address (`all`), or for each listed node IP. Loopback addresses only with localhost NodePorts.
+ */
+export function nodePortsTailRules(opts: { readonly nodePortAddresses: 'all' | readonly string[]; readonly localhostNodePorts: boolean; readonly family: string }): string[] {
+  if (opts.nodePortAddresses === 'all') {
+    const notLocalhost = opts.family === 'IPv6' ? ' ! -d ::1/128' : opts.localhostNodePorts ? '' : ' ! -d 127.0.0.0/8';
+    return [`-A ${KUBE_SERVICES} ${NODEPORTS_TAIL_COMMENT} -m addrtype --dst-type LOCAL${notLocalhost} -j ${KUBE_NODEPORTS}`];
+  }
+  return opts.nodePortAddresses
+    .filter((ip) => !isLoopback(ip) || (opts.localhostNodePorts && opts.family === 'IPv4'))
+    .map((ip) => `-A ${KUBE_SERVICES} ${NODEPORTS_TAIL_COMMENT} -d ${ip} -j ${KUBE_NODEPORTS}`);
+}
+
+export function isLoopback(ip: string): boolean {
+  return ip.startsWith('127.') || ip === '::1';
+}
 
 /** A jump from a built-in chain, written exactly as `iptables-save` prints it so presence can be checked by text. */
 export interface BuiltinJump {
@@ -98,6 +153,12 @@ export const BUILTIN_JUMPS: readonly BuiltinJump[] = [
   jump('nat', 'POSTROUTING', KUBE_POSTROUTING, 'kubernetes postrouting rules', false),
 ];
 
+/** kubelet's jumps to KUBE-FIREWALL, which kube-proxy ensures too when it writes the chain. */
+export const FIREWALL_JUMPS: readonly BuiltinJump[] = [
+  jump('filter', 'INPUT', KUBE_FIREWALL, undefined, false),
+  jump('filter', 'OUTPUT', KUBE_FIREWALL, undefined, false),
+];
+
 /** `-I` lines for the jumps of `table` that `live` lacks, in kube-proxy's prepend order (IPVS mode passes its own list). */
 export function missingJumps(table: Table, live: LiveRules, jumps: readonly BuiltinJump[] = BUILTIN_JUMPS): string[] {
   const present = live.rules.get(table);
@@ -112,6 +173,20 @@ export const PER_SERVICE_CHAIN_PREFIXES = ['KUBE-SVC-', 'KUBE-SVL-', 'KUBE-EXT-'
 
 export function isPerServiceChain(name: string): boolean {
   return PER_SERVICE_CHAIN_PREFIXES.some((prefix) => name.startsWith(prefix));
+}
+
+/**
+ * A rule a Service puts in a chain it shares with others (KUBE-SERVICES, KUBE-NODEPORTS, the firewall chains):
+ * `CHAIN spec`, the restore line without its `-A `, so one list can hold rules of several chains.
+ */
+export function sharedRule(chain: string, spec: string): string {
+  return `${chain} ${spec}`;
+}
+
+/** The chain and the spec of a sharedRule. */
+export function splitSharedRule(rule: string): { chain: string; spec: string } {
+  const space = rule.indexOf(' ');
+  return { chain: rule.slice(0, space), spec: rule.slice(space + 1) };
 }
 
 /** kube-proxy's match of one service port: `-m tcp -p tcp -d VIP --dport PORT`. */

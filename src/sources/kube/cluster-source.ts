@@ -1,3 +1,4 @@
+import { nodeIPsOf } from '../../model/node.js';
 import { normalizeEndpointSlice } from '../../model/endpoint-slice.js';
 import { type JsonObject, type Normalized, isObject, labelsOf } from '../../model/fields.js';
 import { normalizeService } from '../../model/service.js';
@@ -18,6 +19,8 @@ export const LAST_CHANGE_TRIGGER_TIME = 'endpoints.kubernetes.io/last-change-tri
 
 export interface NodeInfo {
   readonly zone: string | undefined;
+  /** The Node's IPs, InternalIP first (see nodeIPsOf). */
+  readonly ips: readonly string[];
   /** metadata.deletionTimestamp is set: healthz reports 503 so load balancers drain the node. */
   readonly deleting: boolean;
   /** Tainted ToBeDeletedByClusterAutoscaler: also not eligible for load-balancer traffic. */
@@ -43,7 +46,7 @@ export interface SourceListener {
  */
 export class ClusterSource {
   private readonly reflectors: Reflector[];
-  private node: NodeInfo = { zone: undefined, deleting: false, toBeDeleted: false, exists: false };
+  private node: NodeInfo = { zone: undefined, ips: [], deleting: false, toBeDeleted: false, exists: false };
 
   constructor(
     client: KubeApiClient,
@@ -159,7 +162,10 @@ export class ClusterSource {
     const publish = (next: NodeInfo): void => {
       const prev = this.node;
       this.node = next;
-      const same = prev.zone === next.zone && prev.deleting === next.deleting && prev.toBeDeleted === next.toBeDeleted && prev.exists === next.exists;
+      const same =
+        prev.zone === next.zone &&
+        prev.ips.join(',') === next.ips.join(',') &&
+        prev.deleting === next.deleting && prev.toBeDeleted === next.toBeDeleted && prev.exists === next.exists;
       if (!same) this.listener.nodeChanged(next);
     };
     return {
@@ -167,7 +173,7 @@ export class ClusterSource {
         if (key === nodeName) publish(readNodeInfo(object));
       },
       remove: (key) => {
-        if (key === nodeName) publish({ zone: undefined, deleting: false, toBeDeleted: false, exists: false });
+        if (key === nodeName) publish({ zone: undefined, ips: [], deleting: false, toBeDeleted: false, exists: false });
       },
       // Said once even if the Node does not exist, so health can report it (upstream: not eligible).
       synced: () => this.listener.nodeChanged(this.node),
@@ -196,6 +202,7 @@ export function readNodeInfo(object: JsonObject): NodeInfo {
   const deletion = metadata?.['deletionTimestamp'];
   return {
     zone: labelsOf(metadata).get(ZONE_LABEL),
+    ips: nodeIPsOf(object),
     deleting: typeof deletion === 'string' && deletion !== '',
     toBeDeleted: taints.some((t) => isObject(t) && t['key'] === TO_BE_DELETED_TAINT),
     exists: true,

@@ -2,16 +2,17 @@
 // line and stops at the first refused line, earlier lines staying applied (no transaction). With -exist, creating
 // a set that exists alike, adding a member that is there and deleting one that is not are no-ops; a missing
 // set, another set under the same name, or a malformed member is still an error. Only the set types
-// Switchboard creates are modelled (hash:ip, hash:ip,port, hash:ip,port,ip), and members as single entries.
+// Switchboard creates are modelled (hash:ip, hash:ip,port, hash:ip,port,ip, hash:ip,port,net, bitmap:port with
+// `range`), and members as single entries.
 import { type AddressFamily, FakeToolError, addressFamily, byString, canonicalAddress, numberedLines, parsePort } from './common.js';
 
 const TOOL = 'ipset restore -exist';
 /** IPSET_MAXNAMELEN - 1. */
 const NAME_MAX = 31;
-const TYPES = new Set(['hash:ip', 'hash:ip,port', 'hash:ip,port,ip']);
+const TYPES = new Set(['hash:ip', 'hash:ip,port', 'hash:ip,port,ip', 'hash:ip,port,net', 'bitmap:port']);
 const PROTOCOLS = new Set(['tcp', 'udp', 'sctp', 'udplite']);
 /** Create options with a value, and the flags; hashsize and the like do not make a set different (the kernel resizes). */
-const VALUE_OPTIONS = new Set(['family', 'hashsize', 'maxelem', 'timeout', 'netmask', 'bucketsize', 'initval']);
+const VALUE_OPTIONS = new Set(['family', 'hashsize', 'maxelem', 'timeout', 'netmask', 'bucketsize', 'initval', 'range']);
 const FLAG_OPTIONS = new Set(['counters', 'comment', 'skbinfo', 'forceadd']);
 const NOT_IDENTITY = new Set(['hashsize', 'bucketsize', 'initval']);
 
@@ -180,7 +181,9 @@ function parseCreate(name: string | undefined, args: readonly string[]): IpSet {
     else if (VALUE_OPTIONS.has(opt)) {
       const value = rest[++i];
       if (value === undefined) throw new Error(`Syntax error: ${opt} needs a value`);
-      if (opt !== 'family' && opt !== 'initval' && !/^\d+$/.test(value)) throw new Error(`Syntax error: '${value}' is invalid as number`);
+      if (opt === 'range') {
+        if (!/^\d+-\d+$/.test(value)) throw new Error(`Syntax error: '${value}' is invalid as a port range`);
+      } else if (opt !== 'family' && opt !== 'initval' && !/^\d+$/.test(value)) throw new Error(`Syntax error: '${value}' is invalid as number`);
       given.set(opt, value);
     } else throw new Error(`Unknown argument: '${opt}'`);
   }
@@ -188,17 +191,22 @@ function parseCreate(name: string | undefined, args: readonly string[]): IpSet {
   if (familyWord !== 'inet' && familyWord !== 'inet6') throw new Error(`Syntax error: unknown family ${familyWord}`);
   const family: AddressFamily = familyWord === 'inet' ? 'IPv4' : 'IPv6';
   if (given.has('netmask') && type !== 'hash:ip') throw new Error(`Unknown argument: 'netmask' for ${type}`);
-  const options = new Map<string, string>([['family', familyWord]]);
+  const bitmap = type === 'bitmap:port';
+  if (bitmap) {
+    for (const k of given.keys()) if (!['range', 'timeout', 'counters', 'comment', 'skbinfo'].includes(k)) throw new Error(`Unknown argument: '${k}' for ${type}`);
+    if (!given.has('range')) throw new Error('Syntax error: bitmap:port needs a range');
+  } else if (given.has('range')) throw new Error(`Unknown argument: 'range' for ${type}`);
+  const options = new Map<string, string>(bitmap ? [] : [['family', familyWord]]);
   for (const [k, v] of given) if (k !== 'family') options.set(k, v);
   // The kernel's default maxelem, so that leaving it out and writing it out are the same set.
   const identityOptions = new Map(options);
-  if (!identityOptions.has('maxelem')) identityOptions.set('maxelem', '65536');
+  if (!bitmap && !identityOptions.has('maxelem')) identityOptions.set('maxelem', '65536');
   const identity = [...identityOptions]
     .filter(([k]) => !NOT_IDENTITY.has(k))
     .sort((a, b) => byString(a[0], b[0]))
     .map(([k, v]) => (v === '' ? k : `${k} ${v}`))
     .join(' ');
-  return { type, family, options, identity, maxelem: Number(identityOptions.get('maxelem')), members: new Set() };
+  return { type, family, options, identity, maxelem: bitmap ? 65536 : Number(identityOptions.get('maxelem')), members: new Set() };
 }
 
 /** A member in the form ipset prints it back (`10.0.0.1,tcp:80`), checked against the set's type and family. */
@@ -220,9 +228,25 @@ function parseMember(s: IpSet, text: string): string {
     if (parsePort(number) === undefined) throw new Error(`Syntax error: invalid port '${number}' (names and ranges are not modelled)`);
     return `${proto}:${Number(number)}`;
   };
-  const expected = s.type.split(',').length;
+  const net = (part: string | undefined): string => {
+    const [ip, prefix] = (part ?? '').split('/');
+    const width = s.family === 'IPv4' ? 32 : 128;
+    if (prefix !== undefined && (!/^\d+$/.test(prefix) || Number(prefix) < 1 || Number(prefix) > width)) {
+      throw new Error(`Syntax error: invalid prefix in '${part ?? ''}' (the kernel refuses /0)`);
+    }
+    const a = address(ip);
+    return prefix === undefined || Number(prefix) === width ? a : `${a}/${Number(prefix)}`;
+  };
+  const expected = s.type === 'bitmap:port' ? 1 : s.type.split(',').length;
   if (parts.length !== expected) throw new Error(`Syntax error: ${text} is not a ${s.type} entry`);
   switch (s.type) {
+    case 'bitmap:port': {
+      const n = parts[0]!;
+      if (parsePort(n) === undefined) throw new Error(`Syntax error: invalid port '${n}'`);
+      return String(Number(n));
+    }
+    case 'hash:ip,port,net':
+      return `${address(parts[0])},${port(parts[1])},${net(parts[2])}`;
     case 'hash:ip':
       return address(parts[0]);
     case 'hash:ip,port':

@@ -1,7 +1,13 @@
 // A whole fake node (FakeNft, FakeIptables per family, FakeIpset, FakeIpvs, FakeIpLinks) and the applier that
 // applies plan steps to it the way the kernel applier runs them, so unit tests can follow the agent's syncs
 // without root: nft steps as typed transactions, every other tool's input as the text it would read.
-import { NODEPORTS_TAIL_RULE, KUBE_SERVICES } from '../../../src/backends/shared/iptables-fixed.js';
+import {
+  KUBE_EXTERNAL_SERVICES,
+  KUBE_NODEPORTS,
+  KUBE_PROXY_FIREWALL,
+  KUBE_SERVICES,
+  nodePortsTailRules,
+} from '../../../src/backends/shared/iptables-fixed.js';
 import { ToolError } from '../../../src/kernel/exec.js';
 import { type Step, stepInput } from '../../../src/kernel/tool.js';
 import type { Applier } from '../../../src/sync/applier.js';
@@ -23,7 +29,8 @@ export class FakeKernel {
    * a full sync appends), but the NodePorts rule must stay last.
    */
   dump(): string {
-    const iptables = { unorderedChains: [KUBE_SERVICES], lastRules: [NODEPORTS_TAIL_RULE] };
+    const tails = [true, false].flatMap((localhostNodePorts) => nodePortsTailRules({ nodePortAddresses: 'all', localhostNodePorts, family: 'IPv4' }));
+    const iptables = { unorderedChains: [KUBE_SERVICES, KUBE_NODEPORTS, KUBE_EXTERNAL_SERVICES, KUBE_PROXY_FIREWALL], lastRules: tails };
     return [
       '## nft',
       this.nft.dump(),

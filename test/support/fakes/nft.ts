@@ -31,6 +31,12 @@ interface FakeTable {
   sets: Map<string, FakeSet>;
 }
 
+/** A read-only view of one table, for tracers: chains (hook spec, rules) and sets and maps (elements). */
+export interface FakeTableView {
+  readonly chains: ReadonlyMap<string, { readonly base: string | undefined; readonly rules: readonly string[] }>;
+  readonly sets: ReadonlyMap<string, { readonly kind: 'set' | 'map'; readonly elements: ReadonlyMap<string, string> }>;
+}
+
 /** A transaction nft would refuse: which operation, and why (nft's own words where it has them). */
 export class FakeNftError extends Error {
   override readonly name = 'FakeNftError';
@@ -73,6 +79,11 @@ export class FakeNft {
   /** A chain's rules, or undefined without it. */
   rules(table: NftTable, chain: string): readonly string[] | undefined {
     return this.tables.get(tableId(table))?.chains.get(chain)?.rules;
+  }
+
+  /** The table as it stands now (later transactions do not change it), or undefined without it. */
+  view(table: NftTable): FakeTableView | undefined {
+    return this.tables.get(tableId(table));
   }
 
   /** Canonical text: tables, chains, sets and elements sorted by name; rules in order. */

@@ -1,0 +1,32 @@
+import { localAddresses } from '../kernel/local-addresses.js';
+import { cidrContains } from '../model/ip.js';
+import type { ProxyConfig } from './config.js';
+import { UsageError } from './errors.js';
+
+/**
+ * `--nodeport-addresses` as addresses of this network namespace (upstream's GetNodeIPs), read now: `all` for
+ * every local address (unset, or a /0), the node IP for `primary`, else the local addresses inside the CIDRs.
+ */
+export function resolveNodePortAddresses(config: ProxyConfig): 'all' | readonly string[] {
+  const flag = config.nodePortAddresses;
+  switch (flag.kind) {
+    case 'default':
+    case 'all':
+      return 'all';
+    case 'primary':
+      if (config.nodeIP === undefined) throw new UsageError('--nodeport-addresses primary: needs --node-ip with this backend');
+      return [config.nodeIP];
+    case 'cidrs':
+      return localAddresses().filter((ip) => flag.cidrs.some((c) => cidrContains(c, ip)));
+  }
+}
+
+/**
+ * The nftables backend's form: unset means the primary node IP there (kube-proxy's nftables default), which the
+ * backend reads from the node's IPs as they change; `primary` likewise, without needing --node-ip.
+ */
+export function nftablesNodePortAddresses(config: ProxyConfig): 'primary' | 'all' | readonly string[] {
+  const flag = config.nodePortAddresses;
+  if (flag.kind === 'default' || flag.kind === 'primary') return 'primary';
+  return resolveNodePortAddresses(config);
+}
