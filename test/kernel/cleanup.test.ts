@@ -19,6 +19,8 @@ const OBJECTS: K8sObject[] = [
 ];
 
 /** A CNI's chain hooked into PREROUTING and FORWARD, kubelet's chains and jumps, and a foreign nat rule. */
+// kubelet's chains as a current kubelet leaves them; KUBE-FIREWALL's rule is the one kube-proxy (and Switchboard,
+// with localhost NodePorts) writes there too, so a sync rewrites it unchanged and cleanup leaves it, as upstream.
 const FOREIGN = `*mangle
 :CNI-TEST - [0:0]
 :KUBE-IPTABLES-HINT - [0:0]
@@ -33,7 +35,7 @@ COMMIT
 -A INPUT -j KUBE-FIREWALL
 -A OUTPUT -j KUBE-FIREWALL
 -A FORWARD -s 192.0.2.0/24 -j ACCEPT
--A KUBE-FIREWALL -m comment --comment "kubernetes firewall for dropping marked packets" -m mark --mark 0x8000/0x8000 -j DROP
+-A KUBE-FIREWALL -m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP
 COMMIT
 *nat
 :KUBE-MARK-DROP - [0:0]

@@ -82,7 +82,7 @@ describe('full sync over rules the kernel already holds', () => {
 
     const restart = restarted().planFull(parseLiveRules(await rawSave(k.lab)));
     expect(declared(restart.payload.text)).toEqual([]);
-    expect(restart.payload.stats.chainsWritten).toBe(5 + 6 + 1); // the fixed chains only
+    expect(restart.payload.stats.chainsWritten).toBe(5 + 7 + 1); // the fixed chains only (filter's with KUBE-FIREWALL)
     await k.lab.iptablesRestore(restart.payload.text);
     expect(await k.lab.iptablesSave()).toBe(programmed);
     expect(new Set(podsHit(await k.lab.probe('c', { proto: 'tcp', ip: VIP, port: 80, count: 12 })))).toEqual(new Set(['a', 'b']));
