@@ -20,7 +20,7 @@ export interface Tool {
   readonly offendingLines?: (input: string, stderr: string) => string[];
   /** `#` starts a comment in its input, so a printed plan can stay valid input for it (iptables-restore, nft). */
   readonly comments: boolean;
-  /** Its exit status cannot be trusted (ipvsadm -R reports only the last line's): any stderr is a failure. */
+  /** Its exit status cannot be trusted (ipvsadm -R reports only the last line's): stderr output at all means failure. */
   readonly stderrFails: boolean;
   /** stderr that means "already done" (ip link add of an existing device): success. */
   readonly alreadyDone?: RegExp;

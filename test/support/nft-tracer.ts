@@ -13,18 +13,12 @@
 // throws, so no rule is ever skipped silently. Test support only.
 import { cidrContains, joinHostPort, parseCidrMasked, parseIP } from '../../src/model/ip.js';
 import type { FakeTableView } from './fakes/nft.js';
+import type { Packet, Trace as IptablesTrace } from './iptables-tracer.js';
 
-export interface Packet {
-  readonly src: string;
-  readonly dst: string;
-  readonly dport: number;
-  readonly proto?: 'tcp' | 'udp' | 'sctp';
-}
+/** The iptables tracer's packet and result, so flow tables read the same over both backends. */
+export type { Packet } from './iptables-tracer.js';
 
-export interface Trace {
-  /** Every DNAT target reachable, or DROP/REJECT, joined with ", "; '' when nothing matched. */
-  readonly output: string;
-  readonly masq: boolean;
+export interface Trace extends IptablesTrace {
   /** The rules that matched, in order, for failure messages. */
   readonly matched: readonly string[];
 }
