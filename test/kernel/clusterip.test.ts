@@ -60,6 +60,13 @@ const dns: K8sObject[] = [
   endpointSlice({ name: 'dns-tcp', service: 'dns', ports: [{ name: 'dns-tcp', port: 5353, protocol: 'TCP' }], endpoints: [ep(B.ip)] }),
 ];
 
+/** udp-only: 53/UDP → B:5353, nothing else. */
+const UDP_ONLY_IP = '10.96.0.54';
+const udpOnly: K8sObject[] = [
+  service({ name: 'udp-only', clusterIP: UDP_ONLY_IP, ports: [{ name: 'dns', port: 53, protocol: 'UDP', targetPort: 5353 }] }),
+  endpointSlice({ name: 'udp-only-1', service: 'udp-only', ports: [{ name: 'dns', port: 5353, protocol: 'UDP' }], endpoints: [ep(B.ip)] }),
+];
+
 /** empty: TCP 80 and UDP 80, one slice without endpoints. */
 const EMPTY_IP = '10.96.0.30';
 const empty: K8sObject[] = [
@@ -140,6 +147,14 @@ describe.each(FLAVOURS)('ClusterIP services on a real kernel ($name)', ({ backen
     expect(udpFromNode.map((r) => [r.pod, r.proto, r.port])).toEqual(Array(2).fill(['a', 'udp', 5353]));
   });
 
+  it('a UDP-only Service applied over rules that balance only TCP is served (nftables: a map per protocol)', async () => {
+    await applyObjects(lab, files, pair, flags);
+    await applyObjects(lab, files, udpOnly, flags);
+    const udp = replies(await lab.probe('c', { proto: 'udp', ip: UDP_ONLY_IP, port: 53, count: 3 }));
+    expect(udp.map((r) => [r.pod, r.proto, r.port])).toEqual(Array(3).fill(['b', 'udp', 5353]));
+    expect(outcomes(await lab.probe('c', { proto: 'tcp', ip: PAIR_IP, port: 80, timeoutMs: 300 }))).toEqual(['timeout']);
+  });
+
   it('a Service without endpoints REJECTs: TCP and UDP are refused, from a pod and from the node', async () => {
     await applyObjects(lab, files, empty, flags);
     expect(outcomes(await lab.probe('c', { proto: 'tcp', ip: EMPTY_IP, port: 80, count: 3 }))).toEqual(Array(3).fill('refused'));
@@ -212,7 +227,7 @@ describe.each(FLAVOURS)('ClusterIP services on a real kernel ($name)', ({ backen
     if (backend === 'nftables') expect(first).toContain(`${A.ip} . ${A.ip} . tcp . 8080`);
     const ipvs = backend === 'ipvs' ? await ipvsState(lab) : '';
     if (backend === 'ipvs') expect(ipvs).toContain(`-a -t ${WEB_IP}:80 -r ${A.ip}:8080 -m -w 1`);
-    else if (backend === 'nftables') expect(first).toContain(`${WEB_IP} . tcp . 80 . 0 : ${A.ip} . 8080`);
+    else if (backend === 'nftables') expect(first).toContain(`${WEB_IP} . 80 . 0 : ${A.ip} . 8080`);
     else expect(first).toContain(`-d ${WEB_IP}/32`);
     await applyObjects(lab, files, all, flags);
     expect(await save()).toBe(first);

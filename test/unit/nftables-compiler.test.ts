@@ -54,8 +54,8 @@ describe('nftables partial syncs', () => {
     const { state, compiler } = setup([svc('web', '10.96.0.1'), slice('web', ['10.244.1.1', '10.244.1.2'])]);
     setObject(state, slice('web', ['10.244.1.1', '10.244.1.3']));
     expect(partial(compiler, state)).toEqual([
-      `delete element ${Q} service-endpoints { 10.96.0.1 . tcp . 80 . 1 }`,
-      `add element ${Q} service-endpoints { 10.96.0.1 . tcp . 80 . 1 : 10.244.1.3 . 8080 }`,
+      `delete element ${Q} service-endpoints-tcp { 10.96.0.1 . 80 . 1 }`,
+      `add element ${Q} service-endpoints-tcp { 10.96.0.1 . 80 . 1 : 10.244.1.3 . 8080 }`,
       `add element ${Q} hairpin-connections { 10.244.1.3 . 10.244.1.3 . tcp . 8080 }`,
     ]);
     // The hairpin member nothing DNATs to any more goes with the next transaction.
@@ -73,10 +73,10 @@ describe('nftables partial syncs', () => {
     expect(partial(compiler, state)).toEqual([
       `add chain ${Q} lb-tcp-3`,
       `flush chain ${Q} lb-tcp-3`,
-      `add rule ${Q} lb-tcp-3 meta l4proto tcp dnat to ip daddr . meta l4proto . tcp dport . numgen random mod 3 map @service-endpoints`,
+      `add rule ${Q} lb-tcp-3 meta l4proto tcp dnat to ip daddr . tcp dport . numgen random mod 3 map @service-endpoints-tcp`,
       `delete element ${Q} service-ips { 10.96.0.1 . tcp . 80 }`,
       `add element ${Q} service-ips { 10.96.0.1 . tcp . 80 : goto lb-tcp-3 }`,
-      `add element ${Q} service-endpoints { 10.96.0.1 . tcp . 80 . 2 : 10.244.1.3 . 8080 }`,
+      `add element ${Q} service-endpoints-tcp { 10.96.0.1 . 80 . 2 : 10.244.1.3 . 8080 }`,
       `add element ${Q} hairpin-connections { 10.244.1.3 . 10.244.1.3 . tcp . 8080 }`,
     ]);
     setObject(state, svc('other', '10.96.0.2'));
@@ -90,7 +90,7 @@ describe('nftables partial syncs', () => {
     expect(back.filter((l) => l.includes('lb-tcp-2'))).toEqual([
       `add chain ${Q} lb-tcp-2`,
       `flush chain ${Q} lb-tcp-2`,
-      `add rule ${Q} lb-tcp-2 meta l4proto tcp dnat to ip daddr . meta l4proto . tcp dport . numgen random mod 2 map @service-endpoints`,
+      `add rule ${Q} lb-tcp-2 meta l4proto tcp dnat to ip daddr . tcp dport . numgen random mod 2 map @service-endpoints-tcp`,
       `add element ${Q} service-ips { 10.96.0.1 . tcp . 80 : goto lb-tcp-2 }`,
     ]);
     setObject(state, svc('third', '10.96.0.3'));
@@ -102,7 +102,7 @@ describe('nftables partial syncs', () => {
     setObject(state, slice('web', []));
     expect(partial(compiler, state)).toEqual([
       `delete element ${Q} service-ips { 10.96.0.1 . tcp . 80 }`,
-      `delete element ${Q} service-endpoints { 10.96.0.1 . tcp . 80 . 0 }`,
+      `delete element ${Q} service-endpoints-tcp { 10.96.0.1 . 80 . 0 }`,
       `add element ${Q} no-endpoint-services { 10.96.0.1 . tcp . 80 comment "default/web:http" : goto reject-chain }`,
     ]);
   });
@@ -131,31 +131,68 @@ describe('nftables partial syncs', () => {
     expect(written).toContain(`flush chain ${Q} lb-tcp-7\n`);
     expect(written).toContain(`flush chain ${Q} service-AAAAAAAA-old/gone/tcp/http\n`);
     expect(written).not.toContain('someone-elses');
-    expect(written).not.toContain('delete ');
+    expect(written).not.toMatch(/^delete (chain|set) /m);
+    // The one map of earlier versions is declared and deleted last, once no rule refers to it.
+    expect(written.trimEnd().split('\n').slice(-2)).toEqual([
+      `add map ${Q} service-endpoints { typeof ip daddr . meta l4proto . tcp dport . numgen random mod 1 : ip daddr . tcp dport ; }`,
+      `delete map ${Q} service-endpoints`,
+    ]);
     const second = text(compiler.planFull(live));
     expect(second).toContain(`delete chain ${Q} lb-tcp-7\n`);
     expect(second).toContain(`delete chain ${Q} service-AAAAAAAA-old/gone/tcp/http\n`);
     expect(second).toContain(`delete set ${Q} affinity-BBBBBBBB-old/gone/tcp/http__10.0.0.1/80\n`);
   });
 
-  it('a NodePort or external IP change is a partial sync of elements, per Service', () => {
+  it('a NodePort or external IP change is a partial sync of elements, per Service (externalTrafficPolicy Cluster: shared chains)', () => {
     const np = (nodePort: number, extra: { externalIPs?: string[] } = {}) =>
       service({ name: 'web', type: 'NodePort', clusterIP: '10.96.0.1', ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort }], ...extra });
     const { state, compiler } = setup([np(30080), slice('web', ['10.244.1.1'])]);
     setObject(state, np(30081));
     expect(partial(compiler, state)).toEqual([
       `delete element ${Q} service-nodeports { tcp . 30080 }`,
-      `add element ${Q} service-nodeports { tcp . 30081 : goto external-SUSTUHLJ-default/web/tcp/http }`,
+      `delete element ${Q} nodeport-endpoints-tcp { 30080 . 0 }`,
+      `add element ${Q} service-nodeports { tcp . 30081 : goto lb-nodeport-tcp-1 }`,
+      `add element ${Q} nodeport-endpoints-tcp { 30081 . 0 : 10.244.1.1 . 8080 }`,
     ]);
+    // A new external IP: the masquerading chain for one endpoint is created before the elements that jump to it.
     setObject(state, np(30081, { externalIPs: ['192.168.99.1'] }));
-    expect(partial(compiler, state)).toEqual([`add element ${Q} service-ips { 192.168.99.1 . tcp . 80 : goto external-SUSTUHLJ-default/web/tcp/http }`]);
-    // The last endpoint goes: REJECT for every address, and the port's chains are emptied (deleted next time).
+    expect(partial(compiler, state)).toEqual([
+      `add chain ${Q} lb-masq-tcp-1`,
+      `flush chain ${Q} lb-masq-tcp-1`,
+      `add rule ${Q} lb-masq-tcp-1 meta mark set meta mark | 0x4000`,
+      `add rule ${Q} lb-masq-tcp-1 meta l4proto tcp dnat to ip daddr . tcp dport . numgen random mod 1 map @service-endpoints-tcp`,
+      `add element ${Q} service-ips { 192.168.99.1 . tcp . 80 : goto lb-masq-tcp-1 }`,
+      `add element ${Q} service-endpoints-tcp { 192.168.99.1 . 80 . 0 : 10.244.1.1 . 8080 }`,
+    ]);
+    // The last endpoint goes: REJECT for every address; the shared chains fall out of use (deleted next time).
     setObject(state, slice('web', []));
     const lines = partial(compiler, state)!;
     expect(lines).toContain(`add element ${Q} no-endpoint-nodeports { tcp . 30081 comment "default/web:http" : goto reject-chain }`);
     expect(lines).toContain(
       `add element ${Q} no-endpoint-services { 10.96.0.1 . tcp . 80 comment "default/web:http" : goto reject-chain, 192.168.99.1 . tcp . 80 comment "default/web:http" : goto reject-chain }`,
     );
+    expect(lines).toContain(`delete element ${Q} service-nodeports { tcp . 30081 }`);
+    setObject(state, slice('web', ['10.244.1.2']));
+    const next = partial(compiler, state)!;
+    for (const chain of ['lb-tcp-1', 'lb-masq-tcp-1', 'lb-nodeport-tcp-1']) expect(next).not.toContain(`delete chain ${Q} ${chain}`);
+    expect(next).toContain(`add element ${Q} service-nodeports { tcp . 30081 : goto lb-nodeport-tcp-1 }`);
+  });
+
+  it('an externalTrafficPolicy Local port keeps upstream chains, emptied when its endpoints go', () => {
+    const np = (nodePort: number) =>
+      service({ name: 'web', type: 'NodePort', clusterIP: '10.96.0.1', externalTrafficPolicy: 'Local', ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort }] });
+    const { state, compiler } = setup([np(30080), slice('web', ['10.244.1.1'])]);
+    setObject(state, np(30081));
+    expect(partial(compiler, state)).toEqual([
+      `delete element ${Q} service-nodeports { tcp . 30080 }`,
+      `delete element ${Q} no-endpoint-nodeports { tcp . 30080 }`,
+      `add element ${Q} service-nodeports { tcp . 30081 : goto external-SUSTUHLJ-default/web/tcp/http }`,
+      // The endpoint is not on this node: outside clients are dropped, pods and the host short-circuit.
+      `add element ${Q} no-endpoint-nodeports { tcp . 30081 comment "default/web:http" : drop }`,
+    ]);
+    setObject(state, slice('web', []));
+    const lines = partial(compiler, state)!;
+    expect(lines).toContain(`add element ${Q} no-endpoint-nodeports { tcp . 30081 comment "default/web:http" : goto reject-chain }`);
     expect(lines).toContain(`flush chain ${Q} external-SUSTUHLJ-default/web/tcp/http`);
     expect(lines.indexOf(`delete element ${Q} service-nodeports { tcp . 30081 }`)).toBeLessThan(lines.indexOf(`flush chain ${Q} external-SUSTUHLJ-default/web/tcp/http`));
   });

@@ -7,7 +7,7 @@ import { type Element, type LoadBalancer, type NftFragment, hairpinElement, rend
 import { isLoadBalancerChain, isPerServiceObject } from './names.js';
 import { type NftOp, nft } from '../../kernel/syntax/nft.js';
 import { type NftablesOptions, familySyntax, nodePortIPs, primaryNodeIP } from './options.js';
-import { HAIRPIN, NODEPORT_IPS, chainHeader, fixedChainNames, loadBalancerRule, skeleton } from './fixed-chains.js';
+import { HAIRPIN, NODEPORT_IPS, chainHeader, fixedChainNames, legacyCleanup, loadBalancerRules, skeleton } from './fixed-chains.js';
 
 /** The chains and sets our table holds, as `nft list` shows them; empty when there is no table. */
 export interface LiveTable {
@@ -114,6 +114,7 @@ export class NftablesCompiler {
         const batch = hairpin.members.slice(i, i + ELEMENTS_PER_COMMAND).map((k) => ({ key: hairpinElement(hairpinParts(k)) }));
         yield nft.addElements(HAIRPIN, batch);
       }
+      yield* legacyCleanup(options);
     }
     return {
       kind: 'full',
@@ -213,7 +214,7 @@ export class NftablesCompiler {
 
 function* loadBalancerChainOps(options: NftablesOptions, lb: LoadBalancer): Generator<NftOp> {
   yield* chainHeader({ name: lb.name });
-  yield nft.addRule(lb.name, loadBalancerRule(options, lb.protocol, lb.count));
+  for (const rule of loadBalancerRules(options, lb.kind, lb.protocol, lb.count)) yield nft.addRule(lb.name, rule);
 }
 
 /** A Service's sets (declared, never flushed: they hold learned affinity) and its changed chains, rewritten. */

@@ -1,4 +1,5 @@
 import { type BaseChainSpec, type NftOp, type NftSetObject, nft } from '../../kernel/syntax/nft.js';
+import type { LoadBalancerKind } from './names.js';
 import { type FamilySyntax, type NftablesOptions, familySyntax } from './options.js';
 
 // The fixed part of the table, after kube-proxy's nftables mode (pkg/proxy/nftables/proxier.go, v1.36 shape:
@@ -21,8 +22,20 @@ export const NODEPORT_IPS = 'nodeport-ips';
 export const SERVICE_NODEPORTS = 'service-nodeports';
 export const NO_ENDPOINT_NODEPORTS = 'no-endpoint-nodeports';
 export const FIREWALL_IPS = 'firewall-ips';
-/** Ours: the endpoints of every load-balanced port, keyed by ClusterIP, protocol, port and index. */
-export const SERVICE_ENDPOINTS = 'service-endpoints';
+
+/**
+ * Ours: the endpoints of every load-balanced port of a protocol, keyed by destination address (ClusterIP,
+ * external or load-balancer IP), port and index; and of every load-balanced NodePort (externalTrafficPolicy
+ * Cluster), keyed by NodePort and index. One map per protocol: nft 1.0.6 cannot add a rule for another
+ * protocol's port than the one in the `typeof` of a map the kernel already holds ("conflicting protocols"),
+ * whether the key says `tcp dport`, `th dport` or `@th,16,16`.
+ */
+export const L4_PROTOCOLS = ['tcp', 'udp', 'sctp'] as const;
+export type L4Protocol = (typeof L4_PROTOCOLS)[number];
+export const serviceEndpoints = <P extends L4Protocol>(proto: P): `service-endpoints-${P}` => `service-endpoints-${proto}`;
+export const nodePortEndpoints = <P extends L4Protocol>(proto: P): `nodeport-endpoints-${P}` => `nodeport-endpoints-${proto}`;
+/** The one map of earlier versions, keyed by protocol too: a full sync deletes it. */
+const LEGACY_SERVICE_ENDPOINTS = 'service-endpoints';
 
 /** The sets and maps every sync owns whole: a full sync flushes and refills them. */
 export const MANAGED_SETS = [
@@ -30,12 +43,13 @@ export const MANAGED_SETS = [
   SERVICE_IPS,
   NO_ENDPOINT_SERVICES,
   HAIRPIN,
-  SERVICE_ENDPOINTS,
+  ...L4_PROTOCOLS.map(serviceEndpoints),
+  ...L4_PROTOCOLS.map(nodePortEndpoints),
   SERVICE_NODEPORTS,
   NO_ENDPOINT_NODEPORTS,
   FIREWALL_IPS,
   NODEPORT_IPS,
-] as const;
+];
 export type ManagedSet = (typeof MANAGED_SETS)[number];
 
 interface ChainSpec {
@@ -97,14 +111,20 @@ function managedSets(opts: NftablesOptions, f: FamilySyntax): NftSetObject[] {
     { kind: 'map', name: SERVICE_IPS, type: `${svcKey} : verdict`, comment: 'ClusterIP, ExternalIP and LoadBalancer IP traffic' },
     { kind: 'map', name: NO_ENDPOINT_SERVICES, type: `${svcKey} : verdict`, comment: 'vmap to drop or reject packets to services with no endpoints' },
     { kind: 'set', name: HAIRPIN, type: `${f.addrType} . ${f.addrType} . inet_proto . inet_service`, comment: 'service hairpin connections' },
-    // `tcp dport`, not `th dport`: nft 1.0.6 cannot add a rule naming a `th` key of a map the kernel already
-    // holds after an l4proto match ("conflicting protocols"). Every protocol's port is the same 16 bits.
-    {
-      kind: 'map',
-      name: SERVICE_ENDPOINTS,
-      typeof: `${f.match} daddr . meta l4proto . tcp dport . numgen random mod 1 : ${f.match} daddr . tcp dport`,
-      comment: 'endpoints of load-balanced service ports, by index',
-    },
+    ...L4_PROTOCOLS.flatMap((p): NftSetObject[] => [
+      {
+        kind: 'map',
+        name: serviceEndpoints(p),
+        typeof: `${f.match} daddr . ${p} dport . numgen random mod 1 : ${f.match} daddr . ${p} dport`,
+        comment: `endpoints of load-balanced ${p} service ports, by index`,
+      },
+      {
+        kind: 'map',
+        name: nodePortEndpoints(p),
+        typeof: `${p} dport . numgen random mod 1 : ${f.match} daddr . ${p} dport`,
+        comment: `endpoints of load-balanced ${p} NodePorts, by index`,
+      },
+    ]),
     { kind: 'map', name: SERVICE_NODEPORTS, type: 'inet_proto . inet_service : verdict', comment: 'NodePort traffic' },
     {
       kind: 'map',
@@ -150,8 +170,24 @@ export function* skeleton(opts: NftablesOptions): Generator<NftOp> {
   for (const c of chains) for (const r of c.rules) yield nft.addRule(c.name, r.rule, r.comment);
 }
 
-/** The shared load-balancing chain's one rule (see names.ts loadBalancerChain). */
-export function loadBalancerRule(opts: NftablesOptions, protocol: string, count: number): string {
+/** The shared load-balancing chain's rules (see names.ts loadBalancerChain). */
+export function loadBalancerRules(opts: NftablesOptions, kind: LoadBalancerKind, protocol: L4Protocol, count: number): string[] {
   const f = familySyntax(opts.family);
-  return `meta l4proto ${protocol} dnat to ${f.match} daddr . meta l4proto . ${protocol} dport . numgen random mod ${count} map @${SERVICE_ENDPOINTS}`;
+  const pick = `numgen random mod ${count}`;
+  const byAddress = `meta l4proto ${protocol} dnat to ${f.match} daddr . ${protocol} dport . ${pick} map @${serviceEndpoints(protocol)}`;
+  if (kind === 'cluster') return [byAddress];
+  const mark = `meta mark set meta mark | ${opts.masqueradeMark}`;
+  if (kind === 'masq') return [mark, byAddress];
+  return [mark, `meta l4proto ${protocol} dnat to ${protocol} dport . ${pick} map @${nodePortEndpoints(protocol)}`];
+}
+
+/**
+ * The last operations of a full sync: the legacy map goes once nothing refers to it (every load-balancing
+ * chain was rewritten or flushed above); declared first so that deleting it cannot fail when it is absent.
+ */
+export function* legacyCleanup(opts: NftablesOptions): Generator<NftOp> {
+  const f = familySyntax(opts.family);
+  const legacy = `${f.match} daddr . meta l4proto . tcp dport . numgen random mod 1 : ${f.match} daddr . tcp dport`;
+  yield nft.addSet({ kind: 'map', name: LEGACY_SERVICE_ENDPOINTS, typeof: legacy });
+  yield nft.deleteSet('map', LEGACY_SERVICE_ENDPOINTS);
 }

@@ -10,6 +10,7 @@ import {
   endpointChain,
   externalChain,
   firewallChain,
+  type LoadBalancerKind,
   loadBalancerChain,
   localChain,
   serviceChain,
@@ -23,9 +24,11 @@ import {
   NO_ENDPOINT_NODEPORTS,
   NO_ENDPOINT_SERVICES,
   REJECT_CHAIN,
-  SERVICE_ENDPOINTS,
+  nodePortEndpoints,
+  serviceEndpoints,
   SERVICE_IPS,
   SERVICE_NODEPORTS,
+  type L4Protocol,
 } from './fixed-chains.js';
 
 /** One element of a managed set or map. */
@@ -36,7 +39,8 @@ export interface Element extends NftElement {
 /** A shared load-balancing chain a fragment's elements jump to. */
 export interface LoadBalancer {
   readonly name: string;
-  readonly protocol: string;
+  readonly kind: LoadBalancerKind;
+  readonly protocol: L4Protocol;
   readonly count: number;
 }
 
@@ -65,9 +69,13 @@ const NO_SETS: ReadonlyMap<string, number> = new Map();
  * Renders one Service with kube-proxy's nftables semantics: a service-ips element per served port, REJECT or
  * DROP through no-endpoint-services when nothing may serve it, masquerade and hairpin through the fixed
  * chains' sets. Load balancing without affinity is data only: the port's endpoints by index in
- * @service-endpoints and a jump to the shared chain for its endpoint count, so an endpoint change rewrites
- * elements, never a rule. Ports with ClientIP affinity, and externally accessible ports (a NodePort, external
- * or load-balancer IPs), keep upstream's chains: a service (cluster policy) and a local (local policy) chain,
+ * @service-endpoints-<proto> (by ClusterIP, external or load-balancer IP) or @nodeport-endpoints-<proto> (by NodePort) and a
+ * jump to the shared chain for its kind and endpoint count, so an endpoint change rewrites elements, never a
+ * rule. Under externalTrafficPolicy Cluster that covers external traffic too: upstream's external chain only
+ * marks for masquerading before its service chain, which the `masq` and `nodeport` shared chains do.
+ * Ports with ClientIP affinity, and externally accessible ports with externalTrafficPolicy Local (whose
+ * external and short-circuited traffic pick from different endpoint lists on the same key), keep upstream's
+ * chains: a service (cluster policy) and a local (local policy) chain,
  * one chain per endpoint (and one timeout set per endpoint with affinity), an external chain that external
  * addresses and NodePorts go to, and a firewall chain for load-balancer source ranges.
  *
@@ -99,16 +107,35 @@ export function renderNftFragment(view: ServiceView, opts: NftablesOptions, node
     const hasExternalEndpoints = sel.external.length > 0;
     const unserved = hasEndpoints ? 'drop' : `goto ${REJECT_CHAIN}`;
     const used = sel.internal;
-    if (affinity === undefined && !externallyAccessible) {
-      if (!hasInternalEndpoints) {
-        elements.push({ set: NO_ENDPOINT_SERVICES, key, comment: spn, value: unserved });
-        continue;
+    if (affinity === undefined && !(externallyAccessible && eTPLocal)) {
+      // Load balancing as data: the ClusterIP, and an eTP Cluster port's external addresses and NodePort.
+      // `at`: the dispatch element's key, and the endpoints map's key (the same without the protocol) for it.
+      const balance = (kind: LoadBalancerKind, list: readonly Endpoint[], dispatch: ManagedSet, at: readonly (readonly [string, string])[]): void => {
+        const lb = loadBalancerChain(kind, port.protocol, list.length);
+        loadBalancers.push({ name: lb, kind, protocol: proto, count: list.length });
+        const map = kind === 'nodeport' ? nodePortEndpoints(proto) : serviceEndpoints(proto);
+        for (const [k] of at) elements.push({ set: dispatch, key: k, value: `goto ${lb}` });
+        for (const [, k] of at) list.forEach((ep, i) => elements.push({ set: map, key: `${k} . ${i}`, value: `${ep.ip} . ${ep.port}` }));
+        for (const ep of list) hairpin.push(hairpinKey(ep.ip, proto, ep.port));
+      };
+      const byAddress = (ip: string) => [`${ip} . ${proto} . ${port.port}`, `${ip} . ${port.port}`] as const;
+      if (hasInternalEndpoints) balance('cluster', used, SERVICE_IPS, [byAddress(clusterIP)]);
+      else elements.push({ set: NO_ENDPOINT_SERVICES, key, comment: spn, value: unserved });
+      if (!externallyAccessible) continue;
+      const fw = firewallChain(servicePortBase(spnParts));
+      if (firewallRule !== undefined) {
+        chains ??= new Map();
+        chains.set(fw, firewallRule);
       }
-      for (const ep of used) hairpin.push(hairpinKey(ep.ip, proto, ep.port));
-      const lb = loadBalancerChain(port.protocol, used.length);
-      loadBalancers.push({ name: lb, protocol: proto, count: used.length });
-      elements.push({ set: SERVICE_IPS, key, value: `goto ${lb}` });
-      used.forEach((ep, i) => elements.push({ set: SERVICE_ENDPOINTS, key: `${key} . ${i}`, value: `${ep.ip} . ${ep.port}` }));
+      const external = [...view.externalIPs, ...view.loadBalancerIPs].map(byAddress);
+      if (hasExternalEndpoints && external.length > 0) balance('masq', sel.external, SERVICE_IPS, external);
+      if (firewallRule !== undefined) for (const ip of view.loadBalancerIPs) elements.push({ set: FIREWALL_IPS, key: byAddress(ip)[0], value: `goto ${fw}` });
+      if (!hasExternalEndpoints) for (const [k] of external) elements.push({ set: NO_ENDPOINT_SERVICES, key: k, comment: spn, value: unserved });
+      if (nodePort !== 0) {
+        const k = `${proto} . ${nodePort}`;
+        if (hasExternalEndpoints) balance('nodeport', sel.external, SERVICE_NODEPORTS, [[k, String(nodePort)]]);
+        else elements.push({ set: NO_ENDPOINT_NODEPORTS, key: k, comment: spn, value: unserved });
+      }
       continue;
     }
 
@@ -191,7 +218,8 @@ export function renderNftFragment(view: ServiceView, opts: NftablesOptions, node
   return {
     key: service.key,
     elements: exactSize(elements),
-    hairpin: exactSize(hairpin),
+    // The ClusterIP's, external addresses' and NodePort's endpoints are mostly the same ones.
+    hairpin: exactSize([...new Set(hairpin)]),
     loadBalancers: exactSize(loadBalancers),
     chains: chains ?? NO_CHAINS,
     sets: sets ?? NO_SETS,

@@ -35,15 +35,25 @@ export const endpointChain = (epBase: string): string => `endpoint-${hashAndTrun
 export const affinitySet = (epBase: string): string => `affinity-${hashAndTruncate(epBase)}`;
 
 /**
- * The shared load-balancing chain of every Service port without affinity that has `count` endpoints of this
- * protocol: it DNATs through @service-endpoints, keyed by the packet's ClusterIP, protocol, port and a random
- * index below `count`. Not an upstream name: upstream has a chain per service port (see docs/backends/nftables.md).
+ * What a shared load-balancing chain serves, and so how it looks its endpoints up:
+ * - `cluster`: ClusterIP traffic, by the packet's ClusterIP and port in @service-endpoints-<proto>;
+ * - `masq`: external and load-balancer IP traffic of externalTrafficPolicy Cluster ports, the same lookup after
+ *   marking the packet for masquerading (what upstream's external chain does before its service chain);
+ * - `nodeport`: NodePort traffic of externalTrafficPolicy Cluster ports, marked, then by NodePort in
+ *   @nodeport-endpoints-<proto> (the destination may be any node address, so it is not part of the key).
  */
-export function loadBalancerChain(protocol: Protocol, count: number): string {
-  return `lb-${protocol.toLowerCase()}-${count}`;
+export type LoadBalancerKind = 'cluster' | 'masq' | 'nodeport';
+
+/**
+ * The shared load-balancing chain of every Service port without affinity that has `count` endpoints of this
+ * protocol for this kind of traffic. Not an upstream name: upstream has chains per service port (see
+ * docs/backends/nftables.md).
+ */
+export function loadBalancerChain(kind: LoadBalancerKind, protocol: Protocol, count: number): string {
+  return `lb-${kind === 'cluster' ? '' : `${kind}-`}${protocol.toLowerCase()}-${count}`;
 }
 
-const LB_CHAIN = /^lb-(tcp|udp|sctp)-([1-9][0-9]*)$/;
+const LB_CHAIN = /^lb-(?:(?:masq|nodeport)-)?(tcp|udp|sctp)-([1-9][0-9]*)$/;
 
 export function isLoadBalancerChain(name: string): boolean {
   return LB_CHAIN.test(name);
