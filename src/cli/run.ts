@@ -11,11 +11,12 @@ import { DEFAULT_HEALTHZ_PORT, DEFAULT_METRICS_PORT, parseBindAddress } from '..
 import { ProxyHealth, healthHooks } from '../serve/health.js';
 import { type RunningServer, startHealthServer, startMetricsServer } from '../serve/http.js';
 import { ProxyMetrics } from '../serve/metrics.js';
-import { ServiceHealthServer } from '../serve/service-health.js';
+import { ServiceHealthServer, listenFailureEvent } from '../serve/service-health.js';
 import { serviceHealthHooks } from '../serve/service-health-feed.js';
 import { conntrackMetrics, reflectorMetrics, syncMetrics } from '../serve/sync-metrics.js';
 import { KubeApiClient } from '../sources/kube/api-client.js';
 import { ClusterSource } from '../sources/kube/cluster-source.js';
+import { EventRecorder, kubeProxyReporter } from '../sources/kube/event-recorder.js';
 import { KubeconfigError, loadKubeConfig } from '../sources/kube/kubeconfig.js';
 import { ConntrackReconciler } from '../sync/conntrack.js';
 import { type Applier, KernelApplier, PrintApplier } from '../sync/applier.js';
@@ -82,11 +83,14 @@ export async function runAgent(config: ProxyConfig, flags: RunFlags, print: (tex
   };
   // kube-proxy's per-service health checks, on the NodePort addresses (all, unless CIDRs or primary say otherwise).
   const nodePortAddresses = resolveNodePortAddresses(config);
+  // kube-proxy's Events (a health-check port that cannot be opened). A dry run sends none: it changes nothing, in the cluster either.
+  const events = flags.dryRun ? undefined : new EventRecorder(client, { ...kubeProxyReporter(), log });
   const serviceHealth = new ServiceHealthServer({
     addresses: nodePortAddresses === 'all' ? [] : nodePortAddresses,
     proxyHealthy: () => health.isHealthy(),
     log,
     retryIntervalMs: 5_000,
+    ...(events !== undefined ? { onListenError: (service: string, port: number, error: Error) => events.record(listenFailureEvent(config.nodeName, service, port, error)) } : {}),
   });
   const hooks = combineHooks(healthHooks(health, family), serviceHealthHooks(serviceHealth, state, family), syncMetrics(metrics, backend.name, family), syncLogs(log, () => backend.serviceCount), conntrackCleanup);
 
@@ -170,6 +174,7 @@ export async function runAgent(config: ProxyConfig, flags: RunFlags, print: (tex
   await loop.stop();
   await Promise.all(servers.map((s) => s.close()));
   await serviceHealth.close();
+  events?.close();
   process.off('SIGTERM', onSignal);
   process.off('SIGINT', onSignal);
   log.info('stopped');

@@ -13,8 +13,8 @@
 //   X-Load-Balancing-Endpoint-Weight headers. Connections are HTTP/1.1 keep-alive, as Go's server.
 // - a service whose port changed or went away is closed before new listeners open, so two services
 //   can swap ports in one sync.
-// - a failed listen closes the service's other listeners, is logged, reported (upstream sends a
-//   Warning Event, see listenFailureEvent), and retried on the next syncServices.
+// - a failed listen closes the service's other listeners, is logged, reported through onListenError (upstream
+//   sends a Warning Event; `switchboard run` does too, see listenFailureEvent), and retried on the next syncServices.
 // Differences, on purpose:
 // - an optional retry timer also retries failed listens between syncs;
 // - endpoint counts are kept per service name, so a listener opened by a retry (or after a port
@@ -45,16 +45,27 @@ export interface ServiceHealthStatus {
   listening: boolean;
 }
 
-/** Upstream's Event for a failed listen (Warning, reason FailedToStartServiceHealthcheck, action Listen). */
+/**
+ * Upstream's Event for a failed listen (Warning, reason FailedToStartServiceHealthcheck, action Listen), about
+ * the Service. Upstream's reference carries "ns/name" as the uid, not the Service's: kept, so `kubectl describe
+ * service` (which selects by the real uid) does not list it, as with kube-proxy.
+ */
 export function listenFailureEvent(
   nodeName: string,
   service: string,
   port: number,
   error: Error,
-): { type: 'Warning'; reason: 'FailedToStartServiceHealthcheck'; action: 'Listen'; message: string } {
+): {
+  regarding: { kind: 'Service'; namespace: string; name: string; uid: string };
+  type: 'Warning';
+  reason: 'FailedToStartServiceHealthcheck';
+  action: 'Listen';
+  note: string;
+} {
+  const { namespace, name } = splitName(service);
   // Go's %q of a Kubernetes name is its JSON string form (names are plain ASCII).
-  const message = `node ${nodeName} failed to start healthcheck ${JSON.stringify(service)} on port ${port}: ${error.message}`;
-  return { type: 'Warning', reason: 'FailedToStartServiceHealthcheck', action: 'Listen', message };
+  const note = `node ${nodeName} failed to start healthcheck ${JSON.stringify(service)} on port ${port}: ${error.message}`;
+  return { regarding: { kind: 'Service', namespace, name, uid: service }, type: 'Warning', reason: 'FailedToStartServiceHealthcheck', action: 'Listen', note };
 }
 
 /** The response body exactly as upstream prints it: TAB-indented, keys in this order, no trailing newline. */

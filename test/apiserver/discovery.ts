@@ -3,6 +3,7 @@ import { RESOURCE_LIST, type ResourceDef } from './resources.js';
 /** Legacy (non-aggregated) discovery documents: enough for kubectl to map `services`/`svc` to a path. */
 
 const VERBS = ['get', 'list', 'watch'] as const;
+const WRITE_VERBS = ['create', 'patch'] as const;
 
 export function version(): Record<string, unknown> {
   return {
@@ -69,7 +70,7 @@ export function apiResourceList(group: string, version: string): Record<string, 
       singularName: d.singularName,
       namespaced: d.namespaced,
       kind: d.kind,
-      verbs: VERBS,
+      verbs: d.writable ? [...WRITE_VERBS, ...VERBS] : VERBS,
       ...(d.shortNames.length > 0 ? { shortNames: d.shortNames } : {}),
     })),
   };

@@ -24,7 +24,7 @@ export interface RawResponse {
 export function rawRequest(
   server: TestApiServer,
   path: string,
-  opts: { method?: string; token?: string; headers?: Record<string, string> } = {},
+  opts: { method?: string; token?: string; headers?: Record<string, string>; body?: string } = {},
 ): Promise<RawResponse> {
   const headers: Record<string, string> = { ...opts.headers };
   if (opts.token !== undefined) headers['Authorization'] = `Bearer ${opts.token}`;
@@ -45,7 +45,7 @@ export function rawRequest(
       ? https.request({ ...target, path, method, headers, ca: server.caPem, servername: 'localhost' }, onResponse)
       : http.request({ ...target, path, method, headers }, onResponse);
     req.on('error', (e) => reject(new Error(`${method} ${path} to ${server.url}: ${e.message}`, { cause: e })));
-    req.end();
+    req.end(opts.body);
   });
 }
 

@@ -1,6 +1,6 @@
 /** The resources the test API server serves: where they live on the wire and how they are named. */
 
-export type ResourceName = 'services' | 'endpointslices' | 'nodes';
+export type ResourceName = 'services' | 'endpointslices' | 'nodes' | 'events';
 
 export interface ResourceDef {
   readonly resource: ResourceName;
@@ -12,6 +12,8 @@ export interface ResourceDef {
   readonly singularName: string;
   readonly namespaced: boolean;
   readonly shortNames: readonly string[];
+  /** Clients may POST (create) and PATCH these; everything else is read-only (405). */
+  readonly writable?: boolean;
 }
 
 export const RESOURCES: Readonly<Record<ResourceName, ResourceDef>> = {
@@ -47,6 +49,19 @@ export const RESOURCES: Readonly<Record<ResourceName, ResourceDef>> = {
     singularName: 'node',
     namespaced: false,
     shortNames: ['no'],
+  },
+  // Only events.k8s.io/v1: what the agent writes (core/v1 events are not served).
+  events: {
+    resource: 'events',
+    group: 'events.k8s.io',
+    version: 'v1',
+    apiVersion: 'events.k8s.io/v1',
+    kind: 'Event',
+    listKind: 'EventList',
+    singularName: 'event',
+    namespaced: true,
+    shortNames: ['ev'],
+    writable: true,
   },
 };
 

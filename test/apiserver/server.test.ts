@@ -128,6 +128,55 @@ describe.each(MODES)('TestApiServer over $name', ({ opts }) => {
     }
   });
 
+  it('creates and patches events.k8s.io/v1 Events, validated as the real server validates them', async () => {
+    const { server } = await start();
+    const auth = opts.token !== undefined ? { token: opts.token } : {};
+    const path = '/apis/events.k8s.io/v1/namespaces/shop/events';
+    const event = {
+      apiVersion: 'events.k8s.io/v1',
+      kind: 'Event',
+      metadata: { name: 'lb.17f0000000000001', namespace: 'shop' },
+      eventTime: '2026-01-02T03:04:05.123456Z',
+      reportingController: 'kube-proxy',
+      reportingInstance: 'kube-proxy-node-a',
+      action: 'Listen',
+      reason: 'FailedToStartServiceHealthcheck',
+      regarding: { kind: 'Service', namespace: 'shop', name: 'lb', uid: 'shop/lb' },
+      note: 'port taken',
+      type: 'Warning',
+    };
+    const post = (body: unknown, contentType = 'application/json') =>
+      rawRequest(server, path, { ...auth, method: 'POST', headers: { 'Content-Type': contentType }, body: JSON.stringify(body) });
+    const patch = (name: string, body: unknown, contentType = 'application/strategic-merge-patch+json') =>
+      rawRequest(server, `${path}/${name}`, { ...auth, method: 'PATCH', headers: { 'Content-Type': contentType }, body: JSON.stringify(body) });
+
+    const created = await post(event);
+    expect(created.status).toBe(201);
+    expect(JSON.parse(created.body)).toMatchObject({ ...event, metadata: { ...event.metadata, resourceVersion: expect.stringMatching(/^\d+$/) } });
+    expect((await post(event)).status).toBe(409);
+    const listed = JSON.parse((await rawRequest(server, path, auth)).body) as { kind: string; items: unknown[] };
+    expect(listed.kind).toBe('EventList');
+    expect(listed.items).toHaveLength(1);
+
+    const bad = await post({ ...event, metadata: { name: 'lb.2' }, eventTime: '2026-01-02T03:04:05.123Z', reportingController: '' });
+    expect(bad.status).toBe(422);
+    expect(JSON.parse(bad.body)).toMatchObject({ reason: 'Invalid' });
+    expect(JSON.parse(bad.body).message).toMatch(/eventTime: Invalid value.*reportingController: Required value/);
+    expect((await post({ ...event, metadata: { name: 'lb.3', namespace: 'other' } })).status).toBe(400);
+    expect((await post(event, 'application/yaml')).status).toBe(415);
+
+    const series = { series: { count: 2, lastObservedTime: '2026-01-02T03:04:10.000000Z' } };
+    const patched = await patch('lb.17f0000000000001', series);
+    expect(patched.status).toBe(200);
+    expect(server.get('Event', 'shop', 'lb.17f0000000000001')).toMatchObject({ ...series, note: 'port taken' });
+    expect((await patch('lb.17f0000000000001', { series: { count: 3, lastObservedTime: '2026-01-02T03:04:15.000000Z' } }, 'application/merge-patch+json')).status).toBe(200);
+    expect((await patch('lb.17f0000000000001', { series: { count: 1 } })).status).toBe(422);
+    expect((await patch('lb.17f0000000000001', { note: 'changed' })).status).toBe(422);
+    expect((await patch('lb.17f0000000000001', series, 'application/json-patch+json')).status).toBe(415);
+    expect((await patch('missing', series)).status).toBe(404);
+    expect(server.objects('Event')).toHaveLength(1);
+  });
+
   it('feeds an informer add, update and delete events', async () => {
     const { server, kc, core } = await start();
     server.apply(svc('web'));

@@ -18,6 +18,7 @@ import { continueExpired, status, tooOldResourceVersion, type StatusBody } from 
 import { Store, type Entry, type KubeObject } from './store.js';
 import { toTable, type IncludeObject } from './table.js';
 import { makeCertificates } from './tls.js';
+import { mergePatch, validateEventCreate, validateEventUpdate } from './validation.js';
 import { WatchStream } from './watch-stream.js';
 
 export type { KubeObject } from './store.js';
@@ -31,6 +32,8 @@ export interface RequestInfo {
 export interface RequestRecord extends RequestInfo {
   /** Date.now() when the request arrived. */
   readonly time: number;
+  /** The Content-Type header of a request with a body (POST, PATCH). */
+  readonly contentType?: string;
 }
 
 export type RequestMatcher = (req: RequestInfo) => boolean;
@@ -103,6 +106,44 @@ function sendJson(res: ServerResponse, code: number, body: string): void {
 
 function sendStatus(res: ServerResponse, body: StatusBody): void {
   sendJson(res, body.code, JSON.stringify(body));
+}
+
+/** A request body, as the real server reads one (3 MiB at most). */
+function readJsonBody(req: IncomingMessage): Promise<KubeObject> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > 3 * 1024 * 1024) {
+        reject(new HttpError(status(413, 'request entity too large', 'RequestEntityTooLarge')));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('error', reject);
+    req.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      let body: unknown;
+      try {
+        body = JSON.parse(text);
+      } catch (e) {
+        reject(new HttpError(status(400, `the body of the request was in an unknown format: ${e instanceof Error ? e.message : String(e)}`, 'BadRequest')));
+        return;
+      }
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+        reject(new HttpError(status(400, 'the body of the request is not a JSON object', 'BadRequest')));
+        return;
+      }
+      resolve(body as KubeObject);
+    });
+  });
+}
+
+function invalid(def: ResourceDef, name: string, errors: readonly string[]): HttpError {
+  const list = errors.length === 1 ? errors[0] ?? '' : `[${errors.join(', ')}]`;
+  return new HttpError(status(422, `${def.kind}.${def.group || 'core'} "${name}" is invalid: ${list}`, 'Invalid', { name, kind: def.kind, ...(def.group ? { group: def.group } : {}) }));
 }
 
 /**
@@ -226,6 +267,11 @@ export class TestApiServer {
     return String(this.store.resourceVersion);
   }
 
+  /** Every stored object of a kind (`Event`, `events`, `Service`...), sorted by namespace/name; in one namespace if given. */
+  objects(kind: string, namespace?: string): KubeObject[] {
+    return this.store.all(kind, namespace);
+  }
+
   /** Every request received, in order. */
   get requests(): ReadonlyArray<RequestRecord> {
     return this.log;
@@ -318,7 +364,8 @@ export class TestApiServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://apiserver');
     const info: RequestInfo = { method: req.method ?? 'GET', path: url.pathname, query: url.searchParams };
-    this.log.push({ ...info, time: Date.now() });
+    const contentType = req.headers['content-type'];
+    this.log.push({ ...info, time: Date.now(), ...(contentType !== undefined ? { contentType } : {}) });
 
     const d = this.delayRule;
     if (d !== undefined && (d.match === undefined || d.match(info))) {
@@ -339,6 +386,10 @@ export class TestApiServer {
     if (discovery === undefined && route === undefined) {
       return sendStatus(res, status(404, 'the server could not find the requested resource'));
     }
+    if (route?.def.writable === true && route.namespace !== undefined) {
+      if (info.method === 'POST' && route.name === undefined) return this.create(req, res, route.def, route.namespace);
+      if (info.method === 'PATCH' && route.name !== undefined) return this.patch(req, res, route.def, route.namespace, route.name);
+    }
     if (info.method !== 'GET') {
       return sendStatus(res, status(405, `the server does not allow this method on the requested resource (${info.method} ${info.path})`));
     }
@@ -350,6 +401,51 @@ export class TestApiServer {
     if (watch === 'true' || watch === '1') return this.watch(req, res, route, q);
     if (route.name !== undefined) return this.getOne(req, res, route, q);
     return this.list(req, res, route, q);
+  }
+
+  /** POST to a writable resource's collection: validated as the real server validates it, then stored (201). */
+  private async create(req: IncomingMessage, res: ServerResponse, def: ResourceDef, namespace: string): Promise<void> {
+    if (!(req.headers['content-type'] ?? '').startsWith('application/json')) {
+      throw new HttpError(status(415, `the body of the request was in an unknown format - accepted media types include: application/json`, 'UnsupportedMediaType'));
+    }
+    const obj = await readJsonBody(req);
+    if ((obj['kind'] !== undefined && obj['kind'] !== def.kind) || (obj['apiVersion'] !== undefined && obj['apiVersion'] !== def.apiVersion)) {
+      throw new HttpError(status(400, `the API version in the data (${String(obj['apiVersion'])}) does not match the expected API version (${def.apiVersion})`, 'BadRequest'));
+    }
+    const meta = typeof obj['metadata'] === 'object' && obj['metadata'] !== null ? (obj['metadata'] as KubeObject) : {};
+    if (meta['namespace'] !== undefined && meta['namespace'] !== namespace) {
+      throw new HttpError(status(400, 'the namespace of the provided object does not match the namespace sent on the request', 'BadRequest'));
+    }
+    const name = typeof meta['name'] === 'string' ? meta['name'] : '';
+    const errors = validateEventCreate(obj, namespace);
+    if (errors.length > 0) throw invalid(def, name, errors);
+    if (this.store.entry(def, namespace, name) !== undefined) {
+      throw new HttpError(status(409, `${def.resource}.${def.group} "${name}" already exists`, 'AlreadyExists', { name, group: def.group, kind: def.resource }));
+    }
+    const stored = this.store.apply({ ...obj, kind: def.kind, apiVersion: def.apiVersion, metadata: { ...meta, namespace } });
+    sendJson(res, 201, JSON.stringify(stored));
+  }
+
+  /** PATCH (strategic merge or JSON merge; the same for fields without lists) of a stored object (200). */
+  private async patch(req: IncomingMessage, res: ServerResponse, def: ResourceDef, namespace: string, name: string): Promise<void> {
+    const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim();
+    if (type !== 'application/strategic-merge-patch+json' && type !== 'application/merge-patch+json') {
+      throw new HttpError(status(415, `the body of the request was in an unknown format - accepted media types include: application/strategic-merge-patch+json, application/merge-patch+json`, 'UnsupportedMediaType'));
+    }
+    const patch = await readJsonBody(req);
+    const entry = this.store.entry(def, namespace, name);
+    if (entry === undefined) {
+      throw new HttpError(status(404, `${def.resource}.${def.group} "${name}" not found`, 'NotFound', { name, group: def.group, kind: def.resource }));
+    }
+    const prev = entry.object();
+    const next = mergePatch(prev, patch) as KubeObject;
+    const meta = next['metadata'] as KubeObject;
+    if (meta['name'] !== name || meta['namespace'] !== namespace || next['kind'] !== def.kind || next['apiVersion'] !== def.apiVersion) {
+      throw new HttpError(status(400, 'a patch may not change the name, namespace, kind or apiVersion', 'BadRequest'));
+    }
+    const errors = validateEventUpdate(next, prev);
+    if (errors.length > 0) throw invalid(def, name, errors);
+    sendJson(res, 200, JSON.stringify(this.store.apply(next)));
   }
 
   private discovery(path: string): Record<string, unknown> | undefined {

@@ -18,6 +18,8 @@ const REASONS: Readonly<Record<number, string>> = {
   404: 'NotFound',
   405: 'MethodNotAllowed',
   409: 'Conflict',
+  415: 'UnsupportedMediaType',
+  422: 'Invalid',
   410: 'Expired',
   429: 'TooManyRequests',
   500: 'InternalError',

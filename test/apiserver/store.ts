@@ -168,6 +168,13 @@ export class Store {
     return this.entry(this.def(kind), namespace, name)?.object();
   }
 
+  /** Copies of every object of a kind, sorted by namespace/name; only `namespace`'s if given. */
+  all(kind: string, namespace?: string): KubeObject[] {
+    return this.list(this.def(kind))
+      .filter((e) => namespace === undefined || e.namespace === namespace)
+      .map((e) => e.object());
+  }
+
   entry(def: ResourceDef, namespace: string, name: string): Entry | undefined {
     return this.table(def.resource).get(keyOf(def.namespaced ? namespace : '', name));
   }

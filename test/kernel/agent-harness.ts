@@ -20,8 +20,8 @@ function launch(ns: string, args: readonly string[]) {
   return execa('ip', ['netns', 'exec', ns, process.execPath, ...args], { buffer: false, reject: false, stdin: 'ignore', cleanup: true });
 }
 
-/** A long-running process in a namespace with its output captured. */
-class NsProcess {
+/** A long-running process (`node` with `args`) in a namespace with its output captured. */
+export class NsProcess {
   readonly lines: string[] = [];
   private readonly sub: ReturnType<typeof launch>;
   private readonly exited: Promise<number | undefined>;

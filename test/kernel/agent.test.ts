@@ -1,9 +1,10 @@
 // End to end: the real agent (`switchboard run`) in a lab's node namespace, fed by the wire-level test API
 // server, with real packets from a client pod through the ClusterIP. Each change must show in packets within
 // a bounded time; API outages, agent restarts and outside flushes must never cost a working rule.
+import { hostname } from 'node:os';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { endpointSlice, service, type K8sObject } from '../support/objects.js';
-import { type Agent, type ApiFixture, HEALTHZ_PORT, METRICS_PORT, eventually, useAgentLab } from './agent-harness.js';
+import { type Agent, type ApiFixture, HEALTHZ_PORT, METRICS_PORT, NsProcess, eventually, useAgentLab } from './agent-harness.js';
 import { NODE_NAME, TempFiles, loopBackMembers, outcomes } from './helpers.js';
 import type { Lab } from './lab/index.js';
 
@@ -266,5 +267,60 @@ describe('switchboard run (end to end)', () => {
       const r = await lab.exec('node', process.execPath, ['--input-type=module', '-e', script]);
       return r.stdout.trim() === 'closed' ? true : r.stdout.trim();
     }, CHANGE_BOUND_MS, 'listener closed');
+  });
+
+  it('sends kube-proxy\'s Warning Event when a health-check node port is taken, as one series while it stays taken', async () => {
+    await lab.resetNetfilter();
+    const HCNP = 32112;
+    // Something else on the node holds the port first.
+    const blocker = new NsProcess(lab.nodeNs, ['-e', `require('node:net').createServer().listen(${HCNP}, () => console.log('ready'))`]);
+    try {
+      await blocker.waitFor((l) => l === 'ready', 10_000, 'the port blocker');
+      api.server.apply(service({
+        name: 'lb-taken',
+        type: 'LoadBalancer',
+        clusterIP: '10.96.5.21',
+        ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: 31081 }],
+        externalTrafficPolicy: 'Local',
+        healthCheckNodePort: HCNP,
+      }));
+      agent = api.startAgent();
+      await agent.ready();
+
+      const failures = () => api.server.objects('Event', 'default').filter((e) => e['reason'] === 'FailedToStartServiceHealthcheck');
+      await eventually(async () => failures().length === 1, CHANGE_BOUND_MS, 'the Event at the API server');
+      const [event] = failures();
+      expect(event).toMatchObject({
+        apiVersion: 'events.k8s.io/v1',
+        kind: 'Event',
+        type: 'Warning',
+        action: 'Listen',
+        regarding: { kind: 'Service', namespace: 'default', name: 'lb-taken', uid: 'default/lb-taken' },
+        reportingController: 'kube-proxy',
+        reportingInstance: `kube-proxy-${hostname()}`,
+      });
+      expect(String(event?.['note'])).toMatch(
+        new RegExp(`^node ${NODE_NAME} failed to start healthcheck "default/lb-taken" on port ${HCNP}: listen EADDRINUSE: address already in use \\S*:${HCNP}$`),
+      );
+
+      // The listen is retried every 5 s: the next failure counts in the same Event instead of adding one.
+      await eventually(async () => Number((failures()[0]?.['series'] as { count?: number } | undefined)?.count ?? 0) >= 2, 15_000, 'the series');
+      expect(failures()).toHaveLength(1);
+      expect(api.server.requests.filter((r) => r.method === 'POST' && r.path === '/apis/events.k8s.io/v1/namespaces/default/events')).toHaveLength(1);
+      expect(agent.records().filter((r) => r['msg'] === 'failed to start service health check; retrying on the next sync').length).toBeGreaterThanOrEqual(2);
+
+      // Freed: the next retry opens it.
+      await blocker.stop('SIGKILL');
+      await eventually(async () => {
+        try {
+          return (await httpGet(HCNP, '/')).status === 503;
+        } catch (e) {
+          return String(e); // refused until the retry
+        }
+      }, 15_000, 'the health check listening');
+    } finally {
+      await blocker.stop('SIGKILL');
+      api.server.remove('Service', 'default', 'lb-taken');
+    }
   });
 });

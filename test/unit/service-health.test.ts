@@ -65,12 +65,13 @@ describe('serviceHealthBody', () => {
 });
 
 describe('listenFailureEvent', () => {
-  it('has upstream reason, action and message', () => {
+  it('has upstream reference, reason, action and message', () => {
     expect(listenFailureEvent('node-a', 'ns/svc', 30000, new Error('listen EADDRINUSE'))).toEqual({
+      regarding: { kind: 'Service', namespace: 'ns', name: 'svc', uid: 'ns/svc' },
       type: 'Warning',
       reason: 'FailedToStartServiceHealthcheck',
       action: 'Listen',
-      message: 'node node-a failed to start healthcheck "ns/svc" on port 30000: listen EADDRINUSE',
+      note: 'node node-a failed to start healthcheck "ns/svc" on port 30000: listen EADDRINUSE',
     });
   });
 });

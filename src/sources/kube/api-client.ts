@@ -5,10 +5,11 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { type JsonObject, isObject } from '../../model/fields.js';
 
 /**
- * HTTP(S) transport for LIST and WATCH, on top of client-node's KubeConfig (kubeconfig files, in-cluster config,
- * rotating service-account tokens, client certificates, proxies). client-node 1.4's own Watch cannot abort a
- * request whose headers never arrive and has no idle timeout, and its typed list calls deserialize every object
- * into model classes; this transport owns its deadlines and hands raw JSON to the reflector.
+ * HTTP(S) transport for LIST and WATCH (and the few writes, Events), on top of client-node's KubeConfig
+ * (kubeconfig files, in-cluster config, rotating service-account tokens, client certificates, proxies).
+ * client-node 1.4's own Watch cannot abort a request whose headers never arrive and has no idle timeout, and
+ * its typed list calls deserialize every object into model classes; this transport owns its deadlines and
+ * hands raw JSON to the reflector.
  */
 
 /** A non-2xx answer, or a Status carried in a watch ERROR event. */
@@ -59,6 +60,14 @@ export const DEFAULT_TIMEOUTS: RequestTimeouts = { headersMs: 10_000, bodyMs: 60
 
 type Query = Readonly<Record<string, string | undefined>>;
 
+type Method = 'GET' | 'POST' | 'PATCH';
+
+/** A request body: the object, sent as JSON, and its media type (PATCH needs a patch type, not application/json). */
+export interface Payload {
+  readonly contentType: 'application/json' | 'application/strategic-merge-patch+json' | 'application/merge-patch+json';
+  readonly body: JsonObject;
+}
+
 export class KubeApiClient {
   constructor(
     private readonly kc: KubeConfig,
@@ -70,16 +79,25 @@ export class KubeApiClient {
   }
 
   /** GET a JSON document (a LIST page, a single object). */
-  async getJson(path: string, query: Query, signal?: AbortSignal): Promise<JsonObject> {
-    const res = await this.request(path, query, signal);
+  getJson(path: string, query: Query, signal?: AbortSignal): Promise<JsonObject> {
+    return this.json('GET', path, query, undefined, signal);
+  }
+
+  /** POST (create) or PATCH a JSON document; resolves with the server's copy, rejects with ApiError. */
+  send(method: 'POST' | 'PATCH', path: string, payload: Payload, signal?: AbortSignal): Promise<JsonObject> {
+    return this.json(method, path, {}, payload, signal);
+  }
+
+  private async json(method: Method, path: string, query: Query, payload: Payload | undefined, signal?: AbortSignal): Promise<JsonObject> {
+    const res = await this.request(method, path, query, signal, payload);
     const text = await readBody(res, this.timeouts.bodyMs, signal);
     let body: unknown;
     try {
       body = JSON.parse(text);
     } catch {
-      throw new ApiError(`GET ${path}: response is not JSON (${text.slice(0, 80)})`, res.statusCode ?? 0, 'BadResponse');
+      throw new ApiError(`${method} ${path}: response is not JSON (${text.slice(0, 80)})`, res.statusCode ?? 0, 'BadResponse');
     }
-    if (!isObject(body)) throw new ApiError(`GET ${path}: response is not a JSON object`, res.statusCode ?? 0, 'BadResponse');
+    if (!isObject(body)) throw new ApiError(`${method} ${path}: response is not a JSON object`, res.statusCode ?? 0, 'BadResponse');
     return body;
   }
 
@@ -89,7 +107,7 @@ export class KubeApiClient {
    */
   async watch(path: string, query: Query, onEvent: (e: WatchEvent) => void, idleTimeoutMs: number): Promise<WatchHandle> {
     const controller = new AbortController();
-    const res = await this.request(path, { ...query, watch: 'true' }, controller.signal);
+    const res = await this.request('GET', path, { ...query, watch: 'true' }, controller.signal);
     let settle!: (end: WatchEnd) => void;
     const ended = new Promise<WatchEnd>((resolve) => {
       settle = resolve;
@@ -131,13 +149,20 @@ export class KubeApiClient {
     return { ended, abort: () => controller.abort() };
   }
 
-  private async request(path: string, query: Query, signal?: AbortSignal): Promise<http.IncomingMessage> {
+  private async request(method: Method, path: string, query: Query, signal?: AbortSignal, payload?: Payload): Promise<http.IncomingMessage> {
     const cluster = this.kc.getCurrentCluster();
     if (!cluster) throw new ApiError('kubeconfig has no current cluster', 0, 'Config');
     const url = new URL(cluster.server.replace(/\/+$/, '') + path);
     for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
 
-    const opts: https.RequestOptions = { method: 'GET', headers: { Accept: 'application/json' } };
+    const headers: http.OutgoingHttpHeaders = { Accept: 'application/json' };
+    let data: Buffer | undefined;
+    if (payload !== undefined) {
+      data = Buffer.from(JSON.stringify(payload.body), 'utf8');
+      headers['Content-Type'] = payload.contentType;
+      headers['Content-Length'] = data.length;
+    }
+    const opts: https.RequestOptions = { method, headers };
     await this.kc.applyToHTTPSOptions(opts);
     const mod = url.protocol === 'http:' ? http : https;
     return new Promise<http.IncomingMessage>((resolve, reject) => {
@@ -147,12 +172,12 @@ export class KubeApiClient {
         reject(e);
       };
       const timer = setTimeout(
-        () => fail(new ApiError(`GET ${url.pathname}: no response headers within ${this.timeouts.headersMs} ms`, 0, 'Timeout')),
+        () => fail(new ApiError(`${method} ${url.pathname}: no response headers within ${this.timeouts.headersMs} ms`, 0, 'Timeout')),
         this.timeouts.headersMs,
       );
       req.on('error', (e) => {
         clearTimeout(timer);
-        reject(new ApiError(`GET ${url.pathname}: ${e.message}`, 0, 'ConnectionError'));
+        reject(new ApiError(`${method} ${url.pathname}: ${e.message}`, 0, 'ConnectionError'));
       });
       req.on('response', (res) => {
         clearTimeout(timer);
@@ -163,9 +188,9 @@ export class KubeApiClient {
         }
         readBody(res, this.timeouts.bodyMs, signal)
           .catch(() => '')
-          .then((text) => reject(statusError(`GET ${url.pathname}`, status, text)), reject);
+          .then((text) => reject(statusError(`${method} ${url.pathname}`, status, text)), reject);
       });
-      req.end();
+      req.end(data);
     });
   }
 }
