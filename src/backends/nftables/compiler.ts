@@ -3,7 +3,7 @@ import type { ClusterState } from '../../model/state.js';
 import type { ServiceKey } from '../../model/types.js';
 import { FragmentLedger } from '../shared/fragment-ledger.js';
 import { type HairpinKey, HairpinMembers, hairpinParts } from '../shared/hairpin-members.js';
-import { type Element, type LoadBalancer, type NftFragment, hairpinElement, renderNftFragment } from './fragment.js';
+import { type Element, type FragmentItem, type LoadBalancer, type NftFragment, expandItems, hairpinElement, renderNftFragment } from './fragment.js';
 import { isLoadBalancerChain, isPerServiceObject } from './names.js';
 import { type NftOp, nft } from '../../kernel/syntax/nft.js';
 import { type NftablesOptions, familySyntax, nodePortIPs, primaryNodeIP } from './options.js';
@@ -108,7 +108,7 @@ export class NftablesCompiler {
       for (const lb of lbs) yield* loadBalancerChainOps(options, lb);
       for (const f of ordered) {
         yield* serviceObjectOps(options, f, undefined);
-        yield* elementOps('add', f.elements);
+        yield* elementOps('add', [...expandItems(f.elements)]);
       }
       for (let i = 0; i < hairpin.members.length; i += ELEMENTS_PER_COMMAND) {
         const batch = hairpin.members.slice(i, i + ELEMENTS_PER_COMMAND).map((k) => ({ key: hairpinElement(hairpinParts(k)) }));
@@ -246,7 +246,9 @@ function elementOps(verb: 'add' | 'delete', elements: readonly Element[]): NftOp
 }
 
 /** Element changes between two versions of one Service: a changed value or comment is a delete and an add. */
-function diffElements(before: readonly Element[], after: readonly Element[], adds: Element[], dels: Element[]): void {
+function diffElements(beforeItems: readonly FragmentItem[], afterItems: readonly FragmentItem[], adds: Element[], dels: Element[]): void {
+  const before = [...expandItems(beforeItems)];
+  const after = [...expandItems(afterItems)];
   const id = (e: Element): string => `${e.set}\0${e.key}`;
   const same = (a: Element | undefined, b: Element): boolean => a !== undefined && a.value === b.value && a.comment === b.comment;
   const old = new Map(before.map((e) => [id(e), e]));

@@ -36,6 +36,30 @@ export interface Element extends NftElement {
   readonly set: ManagedSet;
 }
 
+/**
+ * A port's endpoints in an endpoints map, kept compact: elements `<prefix> . <i> : values[i]`, expanded only
+ * while a transaction is written. At 10,000 Services x 10 endpoints (x 2 with NodePorts) one object and one key
+ * string per element cost tens of MB; the values array is shared by the ClusterIP and NodePort runs.
+ */
+export interface EndpointRun {
+  readonly set: ManagedSet;
+  readonly prefix: string;
+  readonly values: readonly string[];
+}
+
+export type FragmentItem = Element | EndpointRun;
+
+/** The elements of a fragment's items, in order. */
+export function* expandItems(items: readonly FragmentItem[]): Generator<Element> {
+  for (const item of items) {
+    if (!('prefix' in item)) {
+      yield item;
+      continue;
+    }
+    for (let i = 0; i < item.values.length; i++) yield { set: item.set, key: `${item.prefix} . ${i}`, value: item.values[i]! };
+  }
+}
+
 /** A shared load-balancing chain a fragment's elements jump to. */
 export interface LoadBalancer {
   readonly name: string;
@@ -51,7 +75,7 @@ export interface LoadBalancer {
 export interface NftFragment {
   readonly key: ServiceKey;
   /** Elements of the Service's own (never shared) keys in the managed sets and maps. */
-  readonly elements: readonly Element[];
+  readonly elements: readonly FragmentItem[];
   /** Its endpoints in the shared hairpin set (Services may share an endpoint ip:port). */
   readonly hairpin: readonly HairpinKey[];
   /** The shared load-balancing chains its service-ips elements jump to. */
@@ -85,8 +109,9 @@ const NO_SETS: ReadonlyMap<string, number> = new Map();
 export function renderNftFragment(view: ServiceView, opts: NftablesOptions, nodeIP: string | undefined = undefined): NftFragment {
   const f = familySyntax(opts.family);
   const { service, clusterIP } = view;
-  const elements: Element[] = [];
+  const elements: FragmentItem[] = [];
   const hairpin: HairpinKey[] = [];
+  const endpointValues = new Map<readonly Endpoint[], readonly string[]>();
   const loadBalancers: LoadBalancer[] = [];
   let chains: Map<string, string> | undefined;
   let sets: Map<string, number> | undefined;
@@ -115,8 +140,13 @@ export function renderNftFragment(view: ServiceView, opts: NftablesOptions, node
         loadBalancers.push({ name: lb, kind, protocol: proto, count: list.length });
         const map = kind === 'nodeport' ? nodePortEndpoints(proto) : serviceEndpoints(proto);
         for (const [k] of at) elements.push({ set: dispatch, key: k, value: `goto ${lb}` });
-        for (const [, k] of at) list.forEach((ep, i) => elements.push({ set: map, key: `${k} . ${i}`, value: `${ep.ip} . ${ep.port}` }));
-        for (const ep of list) hairpin.push(hairpinKey(ep.ip, proto, ep.port));
+        let values = endpointValues.get(list);
+        if (values === undefined) {
+          values = exactSize(list.map((ep) => `${ep.ip} . ${ep.port}`));
+          endpointValues.set(list, values);
+          for (const ep of list) hairpin.push(hairpinKey(ep.ip, proto, ep.port));
+        }
+        for (const [, prefix] of at) elements.push({ set: map, prefix, values });
       };
       const byAddress = (ip: string) => [`${ip} . ${proto} . ${port.port}`, `${ip} . ${port.port}`] as const;
       if (hasInternalEndpoints) balance('cluster', used, SERVICE_IPS, [byAddress(clusterIP)]);
