@@ -30,3 +30,17 @@ export function nftablesNodePortAddresses(config: ProxyConfig): 'primary' | 'all
   if (flag.kind === 'default' || flag.kind === 'primary') return 'primary';
   return resolveNodePortAddresses(config);
 }
+
+/**
+ * Where the per-service health-check servers listen: upstream's nodePortAddresses.GetNodeIPs() for the backend's
+ * default. For nftables that is the primary node IP; without --node-ip it is only learnt from the Node object
+ * later, so the servers listen on every address then (the listeners are not moved as the node's IPs change).
+ */
+export function healthCheckAddresses(config: ProxyConfig): readonly string[] {
+  if (config.backend === 'nftables') {
+    const primary = config.nodePortAddresses.kind === 'default' || config.nodePortAddresses.kind === 'primary';
+    if (primary) return config.nodeIP === undefined ? [] : [config.nodeIP];
+  }
+  const resolved = resolveNodePortAddresses(config);
+  return resolved === 'all' ? [] : resolved;
+}

@@ -1,7 +1,7 @@
 import { createBackend } from './backend-factory.js';
 import type { ProxyConfig } from './config.js';
 import { UsageError } from './errors.js';
-import { resolveNodePortAddresses } from './nodeport-addresses.js';
+import { healthCheckAddresses } from './nodeport-addresses.js';
 import { parseDuration } from '../duration.js';
 import type { LogLevel } from '../log/levels.js';
 import { createLogger } from '../log/logger.js';
@@ -81,12 +81,11 @@ export async function runAgent(config: ProxyConfig, flags: RunFlags, print: (tex
       }
     },
   };
-  // kube-proxy's per-service health checks, on the NodePort addresses (all, unless CIDRs or primary say otherwise).
-  const nodePortAddresses = resolveNodePortAddresses(config);
+  // kube-proxy's per-service health checks, on the NodePort addresses (empty: every address).
   // kube-proxy's Events (a health-check port that cannot be opened). A dry run sends none: it changes nothing, in the cluster either.
   const events = flags.dryRun ? undefined : new EventRecorder(client, { ...kubeProxyReporter(), log });
   const serviceHealth = new ServiceHealthServer({
-    addresses: nodePortAddresses === 'all' ? [] : nodePortAddresses,
+    addresses: healthCheckAddresses(config),
     proxyHealthy: () => health.isHealthy(),
     log,
     retryIntervalMs: 5_000,

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildProxyConfig, parseNodePortAddresses } from '../../src/cli/config.js';
 import { UsageError } from '../../src/cli/errors.js';
+import { healthCheckAddresses } from '../../src/cli/nodeport-addresses.js';
 
 describe('--nodeport-addresses', () => {
   it('is the backend default when unset or empty', () => {
@@ -31,5 +32,21 @@ describe('--iptables-localhost-nodeports', () => {
     expect(buildProxyConfig({ backend: 'iptables', nodeName: 'n' }).localhostNodePorts).toBe(true);
     expect(buildProxyConfig({ backend: 'iptables', nodeName: 'n', iptablesLocalhostNodeports: 'false' }).localhostNodePorts).toBe(false);
     expect(() => buildProxyConfig({ backend: 'iptables', nodeName: 'n', iptablesLocalhostNodeports: 'no' })).toThrow(/true or false/);
+  });
+});
+
+describe('health-check node port addresses (upstream: the NodePort addresses)', () => {
+  it('nftables: the primary node IP by default, every address until it is known', () => {
+    const nft = (extra: { nodeIp?: string; nodeportAddresses?: string } = {}) => healthCheckAddresses(buildProxyConfig({ backend: 'nftables', nodeName: 'n', ...extra }));
+    expect(nft({ nodeIp: '10.0.0.10' })).toEqual(['10.0.0.10']);
+    expect(nft({ nodeIp: '10.0.0.10', nodeportAddresses: 'primary' })).toEqual(['10.0.0.10']);
+    expect(nft()).toEqual([]);
+  });
+
+  it('iptables and IPVS: every address by default, the node IP for primary', () => {
+    for (const backend of ['iptables', 'ipvs']) {
+      expect(healthCheckAddresses(buildProxyConfig({ backend, nodeName: 'n', nodeIp: '10.0.0.10' }))).toEqual([]);
+      expect(healthCheckAddresses(buildProxyConfig({ backend, nodeName: 'n', nodeIp: '10.0.0.10', nodeportAddresses: 'primary' }))).toEqual(['10.0.0.10']);
+    }
   });
 });
