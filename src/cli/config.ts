@@ -10,9 +10,11 @@ import { UsageError } from './errors.js';
 /** Flags shared by every command that compiles rules. */
 export interface ProxyConfig {
   readonly backend: BackendName;
-  readonly family: IPFamily;
+  /** The family of the first --node-ip (IPv4 without one): its lane syncs first, as kube-proxy's primary proxier. */
+  readonly primaryFamily: IPFamily;
   readonly nodeName: string;
-  readonly nodeIP: string | undefined;
+  /** `--node-ip`: at most one per family. */
+  readonly nodeIPs: Readonly<Partial<Record<IPFamily, string>>>;
   /** At most one pod CIDR per family, as kube-proxy's --cluster-cidr. */
   readonly clusterCidrs: Readonly<Partial<Record<IPFamily, string>>>;
   readonly masqueradeAll: boolean;
@@ -22,8 +24,8 @@ export interface ProxyConfig {
   readonly ipvsScheduler: string;
   /** `SWITCHBOARD_IPTABLES_MODE`: the iptables mode to use instead of detecting it. */
   readonly iptablesMode: IptablesMode | undefined;
-  /** `--nodeport-addresses`, this family's part. */
-  readonly nodePortAddresses: NodePortAddressesFlag;
+  /** `--nodeport-addresses`, each family's part. */
+  readonly nodePortAddresses: Readonly<Record<IPFamily, NodePortAddressesFlag>>;
   /** `--iptables-localhost-nodeports` (iptables backend, IPv4). */
   readonly localhostNodePorts: boolean;
 }
@@ -56,12 +58,16 @@ export function buildProxyConfig(flags: RawProxyFlags, env: NodeJS.ProcessEnv = 
     throw new UsageError(`--backend: "${flags.backend}" is not one of ${BACKENDS.join(', ')}`);
   }
   const backend = flags.backend as BackendName;
-  let nodeIP: string | undefined;
-  if (flags.nodeIp !== undefined) {
-    const ip = parseIP(flags.nodeIp);
-    if (ip === undefined) throw new UsageError(`--node-ip: "${flags.nodeIp}" is not an IP address`);
-    if (ip.family !== 'IPv4') throw new UsageError(`--node-ip: IPv6 nodes are not supported yet (got ${ip.text})`);
-    nodeIP = ip.text;
+  const nodeIPs: Partial<Record<IPFamily, string>> = {};
+  let primaryFamily: IPFamily = 'IPv4';
+  if (flags.nodeIp !== undefined && flags.nodeIp.trim() !== '') {
+    for (const [i, part] of flags.nodeIp.split(',').entries()) {
+      const ip = parseIP(part.trim());
+      if (ip === undefined) throw new UsageError(`--node-ip: "${part.trim()}" is not an IP address`);
+      if (nodeIPs[ip.family] !== undefined) throw new UsageError(`--node-ip: at most one ${ip.family} address (got ${nodeIPs[ip.family]} and ${ip.text})`);
+      nodeIPs[ip.family] = ip.text;
+      if (i === 0) primaryFamily = ip.family;
+    }
   }
   const clusterCidrs: Partial<Record<IPFamily, string>> = {};
   if (flags.clusterCidr !== undefined && flags.clusterCidr.trim() !== '') {
@@ -84,18 +90,17 @@ export function buildProxyConfig(flags: RawProxyFlags, env: NodeJS.ProcessEnv = 
   if (!(IPVS_SCHEDULERS as readonly string[]).includes(ipvsScheduler)) {
     throw new UsageError(`--ipvs-scheduler: "${ipvsScheduler}" is not one of ${IPVS_SCHEDULERS.join(', ')}`);
   }
-  const family: IPFamily = 'IPv4';
   const localhost = (flags.iptablesLocalhostNodeports ?? 'true').trim().toLowerCase();
   if (localhost !== 'true' && localhost !== 'false') {
     throw new UsageError(`--iptables-localhost-nodeports: "${flags.iptablesLocalhostNodeports ?? ''}" is not true or false`);
   }
   return {
     backend,
-    family,
-    nodePortAddresses: parseNodePortAddresses(flags.nodeportAddresses, family),
+    primaryFamily,
+    nodePortAddresses: { IPv4: parseNodePortAddresses(flags.nodeportAddresses, 'IPv4'), IPv6: parseNodePortAddresses(flags.nodeportAddresses, 'IPv6') },
     localhostNodePorts: localhost === 'true',
     nodeName,
-    nodeIP,
+    nodeIPs,
     clusterCidrs,
     masqueradeAll: flags.masqueradeAll ?? false,
     iptablesLayout: layout as IptablesLayout,
@@ -126,4 +131,22 @@ export function parseNodePortAddresses(value: string | undefined, family: IPFami
   }
   if (cidrs.length === 0 || cidrs.some((c) => c.prefix === 0)) return { kind: 'all' };
   return { kind: 'cidrs', cidrs };
+}
+
+/** The configuration one family's backend sees. */
+export interface FamilyConfig {
+  readonly family: IPFamily;
+  readonly nodeIP: string | undefined;
+  readonly clusterCidr: string | undefined;
+  readonly nodePortAddresses: NodePortAddressesFlag;
+}
+
+export function familyConfig(config: ProxyConfig, family: IPFamily): FamilyConfig {
+  return { family, nodeIP: config.nodeIPs[family], clusterCidr: config.clusterCidrs[family], nodePortAddresses: config.nodePortAddresses[family] };
+}
+
+/** The node IPs given, primary first (what the state's node IPs start as). */
+export function nodeIPList(config: ProxyConfig): string[] {
+  const other: IPFamily = config.primaryFamily === 'IPv4' ? 'IPv6' : 'IPv4';
+  return [config.nodeIPs[config.primaryFamily], config.nodeIPs[other]].filter((ip): ip is string => ip !== undefined);
 }

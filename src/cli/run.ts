@@ -1,5 +1,5 @@
-import { createBackend } from './backend-factory.js';
-import type { ProxyConfig } from './config.js';
+import { createBackends } from './backend-factory.js';
+import { type ProxyConfig, nodeIPList } from './config.js';
 import { UsageError } from './errors.js';
 import { healthCheckAddresses } from './nodeport-addresses.js';
 import { parseDuration } from '../duration.js';
@@ -7,6 +7,7 @@ import type { LogLevel } from '../log/levels.js';
 import { createLogger } from '../log/logger.js';
 import { conntrackLogs, errorText, reflectorLogs, syncLogs } from '../log/sync-logs.js';
 import { ClusterState } from '../model/state.js';
+import { ALL_FAMILIES, type IPFamily, mergeNodeIPs } from '../model/ip.js';
 import { DEFAULT_HEALTHZ_PORT, DEFAULT_METRICS_PORT, parseBindAddress } from '../serve/bind-address.js';
 import { ProxyHealth, healthHooks } from '../serve/health.js';
 import { type RunningServer, startHealthServer, startMetricsServer } from '../serve/http.js';
@@ -55,43 +56,62 @@ export async function runAgent(config: ProxyConfig, flags: RunFlags, print: (tex
   );
 
   // A dry run never touches the machine: kube-proxy's defaults stand in for what would be read from it.
-  const { backend, iptablesMode } = await createBackend(config, { dryRun: flags.dryRun });
+  // Both families, as kube-proxy's dual-stack MetaProxier, unless this node cannot program one.
+  const { backends, iptablesMode, skipped } = await createBackends(config, ALL_FAMILIES, { dryRun: flags.dryRun });
   if (iptablesMode !== undefined) log.info({ mode: iptablesMode.mode, reason: iptablesMode.reason }, 'iptables mode chosen');
+  for (const { family, why } of skipped) log.warn({ family, reason: why }, `${family} is not programmed on this node: running single-stack`);
+  if (backends.length === 0) throw new UsageError(`no IP family can be programmed on this node: ${skipped.map((s) => `${s.family}: ${s.why}`).join('; ')}`);
+  const families = backends.map((b) => b.family);
+  log.info({ families }, 'IP families programmed');
 
   const metrics = new ProxyMetrics();
   const health = new ProxyHealth({ healthTimeoutMs: 2 * syncPeriodMs });
   const servers: RunningServer[] = [];
   // --node-ip is this node's IP for good; without it the Node object's addresses are, as they change.
-  const state = new ClusterState(config.nodeName, undefined, config.nodeIP === undefined ? [] : [config.nodeIP]);
-  const family = config.family;
-  const conntrack = new ConntrackReconciler(family);
-  const countConntrack = conntrackMetrics(metrics, family);
+  const givenIPs = nodeIPList(config);
+  const state = new ClusterState(config.nodeName, undefined, givenIPs);
   const logConntrack = conntrackLogs(log);
 
-  // Stale UDP flows are the kernel's: a dry run leaves them alone.
-  const conntrackCleanup: Partial<SyncHooks> = flags.dryRun ? {} : {
-    afterApply: async (changed) => {
-      try {
-        const r = await conntrack.afterApply(changed, state);
-        if (r === undefined) return;
-        countConntrack(r);
-        logConntrack(r);
-      } catch (e) {
-        log.warn({ err: errorText(e) }, 'conntrack cleanup failed; it is retried after the next sync');
-      }
-    },
+  // Stale UDP flows are the kernel's: a dry run leaves them alone. One reconciler per family, as upstream.
+  const conntrackCleanup = (family: IPFamily): Partial<SyncHooks> => {
+    if (flags.dryRun) return {};
+    const conntrack = new ConntrackReconciler(family);
+    const countConntrack = conntrackMetrics(metrics, family);
+    return {
+      afterApply: async (changed) => {
+        try {
+          const r = await conntrack.afterApply(changed, state);
+          if (r === undefined) return;
+          countConntrack(r);
+          logConntrack(r);
+        } catch (e) {
+          log.warn({ family, err: errorText(e) }, 'conntrack cleanup failed; it is retried after the next sync');
+        }
+      },
+    };
   };
   // kube-proxy's per-service health checks, on the NodePort addresses (empty: every address).
   // kube-proxy's Events (a health-check port that cannot be opened). A dry run sends none: it changes nothing, in the cluster either.
   const events = flags.dryRun ? undefined : new EventRecorder(client, { ...kubeProxyReporter(), log });
   const serviceHealth = new ServiceHealthServer({
-    addresses: healthCheckAddresses(config),
+    addresses: healthCheckAddresses(config, families),
     proxyHealthy: () => health.isHealthy(),
     log,
     retryIntervalMs: 5_000,
     ...(events !== undefined ? { onListenError: (service: string, port: number, error: Error) => events.record(listenFailureEvent(config.nodeName, service, port, error)) } : {}),
   });
-  const hooks = combineHooks(healthHooks(health, family), serviceHealthHooks(serviceHealth, state, family), syncMetrics(metrics, backend.name, family), syncLogs(log, () => backend.serviceCount), conntrackCleanup);
+  // One health server for every family (one listener per port), fed after the primary family's syncs.
+  const lanes = backends.map(({ family, backend }, i) => ({
+    family,
+    backend,
+    hooks: combineHooks(
+      healthHooks(health, family),
+      i === 0 ? serviceHealthHooks(serviceHealth, state, families) : {},
+      syncMetrics(metrics, backend.name, family),
+      syncLogs(families.length > 1 ? log.child({ family }) : log, () => backend.serviceCount),
+      conntrackCleanup(family),
+    ),
+  }));
 
   // Where plans go: the kernel, or (a dry run) stdout, each sync headed by when it would have run.
   let syncNo = 0;
@@ -104,14 +124,13 @@ export async function runAgent(config: ProxyConfig, flags: RunFlags, print: (tex
         },
       }
     : new KernelApplier();
-  const loop = new SyncLoop(state, backend, hooks, {
+  const loop = new SyncLoop(state, lanes, {
     minSyncPeriodMs,
     syncPeriodMs,
     canaryPeriodMs: Math.min(syncPeriodMs, MAX_CANARY_PERIOD_MS),
     retry: { initialMs: 1000, maxMs: Math.max(1000, Math.min(syncPeriodMs, 30_000)) },
     applier,
     readKernel: !flags.dryRun,
-    family,
   });
 
   let started = false;
@@ -123,14 +142,16 @@ export async function runAgent(config: ProxyConfig, flags: RunFlags, print: (tex
       health.setNode(node.exists ? node : null);
       if (started) loop.nodeZoneChanged(node.zone);
       else state.setNodeZone(node.zone);
-      if (config.nodeIP === undefined) {
-        if (started) loop.nodeIPsChanged(node.ips);
-        else state.setNodeIPs(node.ips);
+      // --node-ip wins for its family; the Node's addresses give the others.
+      const ips = mergeNodeIPs(givenIPs, node.ips);
+      if (ips.join(',') !== state.node.ips.join(',')) {
+        if (started) loop.nodeIPsChanged(ips);
+        else state.setNodeIPs(ips);
       }
       if (node.deleting) log.warn({ node: config.nodeName }, 'node is being deleted: healthz reports 503');
     },
     rejected: (resource, key, errors) => log.warn({ resource, object: key, errors }, 'object rejected; its previous version (if any) stays programmed'),
-    endpointsTriggered: (service, at) => loop.triggered(service, at),
+    endpointsTriggered: (service, at, family) => loop.triggered(service, at, family),
     reflector: (e) => {
       countWatch(e);
       logWatch(e);
@@ -163,8 +184,10 @@ export async function runAgent(config: ProxyConfig, flags: RunFlags, print: (tex
     log.info({ services: state.serviceCount }, 'initial list complete');
     started = true;
     // As upstream's SyncLoop: the first sync is owed from now on, and health judges it.
-    health.updated(family);
-    health.queuedUpdate(family);
+    for (const family of families) {
+      health.updated(family);
+      health.queuedUpdate(family);
+    }
     loop.start();
     await stopped;
   }

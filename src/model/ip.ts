@@ -5,6 +5,8 @@ import { Validator } from 'ip-num/dist/src/Validator.js';
 /** The address families a proxier can program; each proxier instance serves exactly one. */
 export type IPFamily = 'IPv4' | 'IPv6';
 
+export const ALL_FAMILIES: readonly IPFamily[] = ['IPv4', 'IPv6'];
+
 /**
  * Parses an IPv4 address the way Go's netutils.ParseIPSloppy does (kube-proxy's parser): leading zeros
  * are decimal, so "172.30.0.041" is 172.30.0.41. Returns the canonical text or undefined.
@@ -162,4 +164,10 @@ export function cidrContains(cidr: MaskedCidr, ip: string): boolean {
   if (parsed === undefined || parsed.family !== cidr.family) return false;
   const width = cidr.family === 'IPv4' ? 32 : 128;
   return ipBits(parsed) >> BigInt(width - cidr.prefix) === cidr.network >> BigInt(width - cidr.prefix);
+}
+
+/** Node IPs: the given ones (`--node-ip`), then the Node's addresses of the families none was given for. */
+export function mergeNodeIPs(given: readonly string[], fromNode: readonly string[]): string[] {
+  const givenFamilies = new Set(given.map((ip) => parseIP(ip)?.family));
+  return [...given, ...fromNode.filter((ip) => !givenFamilies.has(parseIP(ip)?.family))];
 }

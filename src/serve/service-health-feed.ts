@@ -13,17 +13,20 @@ export interface HealthCheckWants {
   readonly localEndpoints: ReadonlyMap<string, number>;
 }
 
-export function healthCheckWants(state: ClusterState, family: IPFamily): HealthCheckWants {
+/**
+ * Over the families programmed: a Service without a ClusterIP of any of them is not ours, as upstream's
+ * per-family proxiers skip it; local endpoints are counted over the slices of those families.
+ */
+export function healthCheckWants(state: ClusterState, families: readonly IPFamily[]): HealthCheckWants {
   const ports = new Map<string, number>();
   const localEndpoints = new Map<string, number>();
   const node = state.node.name;
   for (const service of state.allServices()) {
-    // A Service without a ClusterIP of this family is not this proxier's, as upstream.
-    if (service.healthCheckNodePort === 0 || service.clusterIPs[family] === undefined) continue;
+    if (service.healthCheckNodePort === 0 || !families.some((f) => service.clusterIPs[f] !== undefined)) continue;
     ports.set(service.key, service.healthCheckNodePort);
     const ips = new Set<string>();
     for (const slice of state.slicesOf(service.key)) {
-      if (slice.family !== family) continue;
+      if (!families.includes(slice.family) || service.clusterIPs[slice.family] === undefined) continue;
       for (const ep of slice.endpoints) if (ep.ready && ep.nodeName === node) ips.add(ep.ip);
     }
     localEndpoints.set(service.key, ips.size);
@@ -32,10 +35,10 @@ export function healthCheckWants(state: ClusterState, family: IPFamily): HealthC
 }
 
 /** Feeds the health server after every successful sync, as upstream's syncProxyRules does. */
-export function serviceHealthHooks(server: ServiceHealthServer, state: ClusterState, family: IPFamily): Partial<SyncHooks> {
+export function serviceHealthHooks(server: ServiceHealthServer, state: ClusterState, families: readonly IPFamily[]): Partial<SyncHooks> {
   return {
     synced: () => {
-      const wants = healthCheckWants(state, family);
+      const wants = healthCheckWants(state, families);
       void server.syncServices(wants.ports);
       server.syncEndpoints(wants.localEndpoints);
     },

@@ -70,9 +70,11 @@ export type PrintFormat = 'sections' | 'pipeable';
 
 /** The dry run: steps rendered as text and handed to `print` in pieces (a full sync is never joined into one string). */
 export class PrintApplier implements Applier {
+  /** `heading`: put before each section's label (`IPv6: `), where one output holds several families' plans. */
   constructor(
     private readonly print: (text: string) => void,
     private readonly format: PrintFormat,
+    private readonly heading = '',
   ) {}
 
   async apply(steps: readonly Step[]): Promise<number> {
@@ -83,7 +85,7 @@ export class PrintApplier implements Applier {
       const { chunks, count } = counted(stepInput(step));
       // Regrouped into 64 kB pieces: a 30 MB full sync is a few hundred writes, not a million.
       if (pipe === undefined) {
-        this.print(`#### ${step.tool.label}\n`);
+        this.print(`#### ${this.heading}${step.tool.label}\n`);
         for (const text of batches(chunks)) this.print(text);
       } else if (step.tool.name === pipe.name) {
         for (const text of batches(chunks)) this.print(text);

@@ -21,21 +21,52 @@ export interface SyncLoopOptions {
   readonly applier: Applier;
   /** False for a dry run: backends never read the kernel and the canary is not checked. */
   readonly readKernel: boolean;
-  /** The family the backend programs (endpoint gaps are counted in it). */
-  readonly family: IPFamily;
   readonly now?: () => number;
 }
 
 /**
- * The sync loop: coalesces changes, runs partial syncs through the backend, and falls back to a full sync
- * at start, after any failed apply, when the canary chains vanish and every sync period. A failed apply is
+ * One IP family's backend and the hooks that hear about its syncs (health, metrics and conntrack per family), as
+ * kube-proxy's MetaProxier runs one proxier per family. Every sync syncs each lane; a lane that fails does not
+ * hold the other back, and only it falls back to a full sync.
+ */
+export interface SyncLane {
+  readonly family: IPFamily;
+  readonly backend: ProxyBackend;
+  readonly hooks: SyncHooks;
+}
+
+/** A lane's own sync state. */
+class LaneState {
+  needFull = true;
+  fullReason = 'initial sync';
+  readonly triggers = new Map<ServiceKey, number>();
+  /** Services changed since the lane's last successful apply, for conntrack cleanup (survives failed syncs). */
+  readonly unreconciled = new Set<ServiceKey>();
+  /** The last no-local-endpoints count reported (undefined: none yet, so the first sync reports it). */
+  lastNoLocal: { internal: number; external: number } | undefined;
+  readonly endpoints: EndpointWatch;
+  constructor(
+    readonly lane: SyncLane,
+    state: ClusterState,
+  ) {
+    this.endpoints = new EndpointWatch(state, lane.family);
+  }
+
+  requestFull(reason: string): void {
+    if (!this.needFull) this.fullReason = reason;
+    this.needFull = true;
+  }
+}
+
+/**
+ * The sync loop: coalesces changes, runs partial syncs through each family's backend, and falls back to a full
+ * sync at start, after any failed apply, when the canary chains vanish and every sync period. A failed apply is
  * retried with backoff as a full sync, which reconciles whatever the failure left (one iptables-restore COMMIT
  * or nft transaction leaves the kernel as it was; IPVS's steps and a batched full sync may not).
  */
 export class SyncLoop {
   private readonly now: () => number;
-  private needFull = true;
-  private fullReason = 'initial sync';
+  private readonly lanes: readonly LaneState[];
   private lastStart = Number.NEGATIVE_INFINITY;
   private notBefore = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -47,23 +78,17 @@ export class SyncLoop {
   private started = false;
   private stopped = false;
   private readonly retryBackoff: Backoff;
-  private readonly triggers = new Map<ServiceKey, number>();
-  private readonly endpoints: EndpointWatch;
-  /** Services changed since the last successful apply, for conntrack cleanup (survives failed syncs). */
-  private readonly unreconciled = new Set<ServiceKey>();
   private syncs = 0;
-  /** The last no-local-endpoints count reported (undefined: none yet, so the first sync reports it). */
-  private lastNoLocal: { internal: number; external: number } | undefined;
 
   constructor(
     private readonly state: ClusterState,
-    private readonly backend: ProxyBackend,
-    private readonly hooks: SyncHooks,
+    lanes: readonly SyncLane[],
     private readonly options: SyncLoopOptions,
   ) {
+    if (lanes.length === 0) throw new Error('SyncLoop: no family to sync');
     this.now = options.now ?? Date.now;
     this.retryBackoff = new Backoff(options.retry.initialMs, options.retry.maxMs);
-    this.endpoints = new EndpointWatch(state, options.family);
+    this.lanes = lanes.map((lane) => new LaneState(lane, state));
   }
 
   /** Starts syncing: call once the sources have listed everything, so the first full sync is complete. */
@@ -86,7 +111,7 @@ export class SyncLoop {
 
   /** A Service or EndpointSlice changed in the state. */
   changed(kind: 'service' | 'endpoints'): void {
-    this.hooks.queued(kind);
+    for (const l of this.lanes) l.lane.hooks.queued(kind);
     this.schedule();
   }
 
@@ -104,15 +129,20 @@ export class SyncLoop {
   }
 
   requestFull(reason: string): void {
-    if (!this.needFull) this.fullReason = reason;
-    this.needFull = true;
+    for (const l of this.lanes) l.requestFull(reason);
     this.schedule();
   }
 
-  /** When the change behind a Service's new EndpointSlice happened (its last-change-trigger-time). */
-  triggered(service: ServiceKey, at: number): void {
-    const prev = this.triggers.get(service);
-    if (prev === undefined || at < prev) this.triggers.set(service, at);
+  /**
+   * When the change behind a Service's new EndpointSlice happened (its last-change-trigger-time); `family` is the
+   * slice's, whose lane reports it programmed (every lane's when not given).
+   */
+  triggered(service: ServiceKey, at: number, family?: IPFamily): void {
+    for (const l of this.lanes) {
+      if (family !== undefined && l.lane.family !== family) continue;
+      const prev = l.triggers.get(service);
+      if (prev === undefined || at < prev) l.triggers.set(service, at);
+    }
   }
 
   get syncCount(): number {
@@ -166,70 +196,89 @@ export class SyncLoop {
   }
 
   private async checkCanary(): Promise<void> {
-    // Before the first successful sync there is nothing to lose, and a full sync is queued anyway.
-    if (this.needFull || this.stopped) return;
-    try {
-      if (!(await this.backend.canaryPresent())) {
-        this.hooks.flushedFromOutside();
-        this.requestFull('canary chain missing: rules were flushed from outside');
+    for (const l of this.lanes) {
+      // Before the lane's first successful sync there is nothing to lose, and a full sync is queued anyway.
+      if (l.needFull || this.stopped) continue;
+      try {
+        if (!(await l.lane.backend.canaryPresent())) {
+          l.lane.hooks.flushedFromOutside();
+          l.requestFull('canary chain missing: rules were flushed from outside');
+          this.schedule();
+        }
+      } catch (e) {
+        l.lane.hooks.internalError(e);
       }
-    } catch (e) {
-      this.hooks.internalError(e);
     }
   }
 
   private async runSync(): Promise<void> {
     if (this.stopped) return;
-    const start = this.now();
-    this.lastStart = start;
-    const full = this.needFull;
-    const reason = full ? this.fullReason : 'changes';
+    this.lastStart = this.now();
     const changed = this.state.takeChanges();
-    for (const key of changed) this.unreconciled.add(key);
+    let retryInMs: number | undefined;
+    const backoff = (): number => (retryInMs ??= this.retryBackoff.next());
+    let failed = false;
+    for (const [i, l] of this.lanes.entries()) {
+      if (!(await this.syncLane(l, i === 0, changed, backoff))) failed = true;
+    }
+    this.syncs++;
+    if (failed) {
+      this.notBefore = this.now() + backoff();
+      this.rerun = true;
+      return;
+    }
+    this.retryBackoff.reset();
+    this.notBefore = 0;
+  }
+
+  /** One family's sync; false when it failed (the lane then needs a full sync). */
+  private async syncLane(l: LaneState, primary: boolean, changed: ReadonlySet<ServiceKey>, backoff: () => number): Promise<boolean> {
+    const { backend, hooks } = l.lane;
+    const start = this.now();
+    const full = l.needFull;
+    const reason = full ? l.fullReason : 'changes';
+    for (const key of changed) l.unreconciled.add(key);
     try {
-      this.backend.update(this.state, changed);
-      this.trackEndpoints(changed);
-      const outcome = await syncBackend(this.backend, full, this.options);
+      backend.update(this.state, changed);
+      this.trackEndpoints(l, primary, changed);
+      const outcome = await syncBackend(backend, full, this.options);
       const end = this.now();
-      this.syncs++;
       if (full) {
-        this.needFull = false;
-        this.armPeriodic();
+        l.needFull = false;
+        if (this.lanes.every((x) => !x.needFull)) this.armPeriodic();
       }
-      this.retryBackoff.reset();
-      this.notBefore = 0;
-      this.hooks.synced({ outcome, full, reason, durationMs: end - start, servicesChanged: changed.size });
+      hooks.synced({ outcome, full, reason, durationMs: end - start, servicesChanged: changed.size });
       // A full sync also programs whatever an earlier failed sync left pending.
-      for (const key of full ? [...this.triggers.keys()] : changed) {
-        const at = this.triggers.get(key);
+      for (const key of full ? [...l.triggers.keys()] : changed) {
+        const at = l.triggers.get(key);
         if (at === undefined) continue;
-        this.triggers.delete(key);
-        this.hooks.programmed(key, Math.max(0, end - at) / 1000);
+        l.triggers.delete(key);
+        hooks.programmed(key, Math.max(0, end - at) / 1000);
       }
-      if (this.unreconciled.size > 0) {
-        const services = new Set(this.unreconciled);
-        this.unreconciled.clear();
-        await this.hooks.afterApply(services).catch((e: unknown) => this.hooks.internalError(e));
+      if (l.unreconciled.size > 0) {
+        const services = new Set(l.unreconciled);
+        l.unreconciled.clear();
+        await hooks.afterApply(services).catch((e: unknown) => hooks.internalError(e));
       }
+      return true;
     } catch (e) {
       const failure = e instanceof ToolError ? e : undefined;
-      if (failure === undefined) this.hooks.internalError(e);
+      if (failure === undefined) hooks.internalError(e);
       // The compiler kept the failed Services pending; a full sync also repairs whatever we misjudged.
-      if (!this.needFull) this.fullReason = 'previous sync failed';
-      this.needFull = true;
-      const retryInMs = this.retryBackoff.next();
-      this.notBefore = this.now() + retryInMs;
-      if (failure !== undefined) this.hooks.failed({ failure, full, durationMs: this.now() - start, retryInMs });
-      this.rerun = true;
+      l.requestFull('previous sync failed');
+      if (failure !== undefined) hooks.failed({ failure, full, durationMs: this.now() - start, retryInMs: backoff() });
+      return false;
     }
   }
 
-  private trackEndpoints(changed: ReadonlySet<ServiceKey>): void {
-    const before = this.lastNoLocal;
-    const report = this.endpoints.observe(changed);
-    for (const { service, change } of report.noEndpoints) this.hooks.noEndpoints(service, change, report.withoutEndpoints);
-    this.lastNoLocal = { internal: report.noLocalInternal, external: report.noLocalExternal };
-    if (before?.internal !== report.noLocalInternal) this.hooks.noLocalEndpoints('internal', report.noLocalInternal);
-    if (before?.external !== report.noLocalExternal) this.hooks.noLocalEndpoints('external', report.noLocalExternal);
+  /** Endpoint gaps per family; Services without any endpoint (of any family) are the primary lane's to report. */
+  private trackEndpoints(l: LaneState, primary: boolean, changed: ReadonlySet<ServiceKey>): void {
+    const { hooks } = l.lane;
+    const before = l.lastNoLocal;
+    const report = l.endpoints.observe(changed);
+    if (primary) for (const { service, change } of report.noEndpoints) hooks.noEndpoints(service, change, report.withoutEndpoints);
+    l.lastNoLocal = { internal: report.noLocalInternal, external: report.noLocalExternal };
+    if (before?.internal !== report.noLocalInternal) hooks.noLocalEndpoints('internal', report.noLocalInternal);
+    if (before?.external !== report.noLocalExternal) hooks.noLocalEndpoints('external', report.noLocalExternal);
   }
 }

@@ -107,14 +107,13 @@ async function runAgentParts(): Promise<ProxyMetrics> {
       if (r !== undefined) countConntrack(r);
     },
   });
-  const loop = new SyncLoop(state, backend, hooks, {
+  const loop = new SyncLoop(state, [{ family: 'IPv4', backend, hooks }], {
     minSyncPeriodMs: 0,
     syncPeriodMs: 60_000,
     canaryPeriodMs: 60_000,
     retry: { initialMs: 1, maxMs: 1 },
     applier,
     readKernel: false,
-    family: 'IPv4',
   });
   const change = (obj: K8sObject, kind: 'service' | 'endpoints'): void => {
     setObject(state, obj);

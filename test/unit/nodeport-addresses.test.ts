@@ -37,7 +37,7 @@ describe('--iptables-localhost-nodeports', () => {
 
 describe('health-check node port addresses (upstream: the NodePort addresses)', () => {
   it('nftables: the primary node IP by default, every address until it is known', () => {
-    const nft = (extra: { nodeIp?: string; nodeportAddresses?: string } = {}) => healthCheckAddresses(buildProxyConfig({ backend: 'nftables', nodeName: 'n', ...extra }));
+    const nft = (extra: { nodeIp?: string; nodeportAddresses?: string } = {}) => healthCheckAddresses(buildProxyConfig({ backend: 'nftables', nodeName: 'n', ...extra }), ['IPv4']);
     expect(nft({ nodeIp: '10.0.0.10' })).toEqual(['10.0.0.10']);
     expect(nft({ nodeIp: '10.0.0.10', nodeportAddresses: 'primary' })).toEqual(['10.0.0.10']);
     expect(nft()).toEqual([]);
@@ -45,8 +45,8 @@ describe('health-check node port addresses (upstream: the NodePort addresses)', 
 
   it('iptables and IPVS: every address by default, the node IP for primary', () => {
     for (const backend of ['iptables', 'ipvs']) {
-      expect(healthCheckAddresses(buildProxyConfig({ backend, nodeName: 'n', nodeIp: '10.0.0.10' }))).toEqual([]);
-      expect(healthCheckAddresses(buildProxyConfig({ backend, nodeName: 'n', nodeIp: '10.0.0.10', nodeportAddresses: 'primary' }))).toEqual(['10.0.0.10']);
+      expect(healthCheckAddresses(buildProxyConfig({ backend, nodeName: 'n', nodeIp: '10.0.0.10' }), ['IPv4'])).toEqual([]);
+      expect(healthCheckAddresses(buildProxyConfig({ backend, nodeName: 'n', nodeIp: '10.0.0.10', nodeportAddresses: 'primary' }), ['IPv4'])).toEqual(['10.0.0.10']);
     }
   });
 });

@@ -79,9 +79,10 @@ const OPTIONS: SyncLoopOptions = {
   retry: { initialMs: 20, maxMs: 100 },
   applier: new KernelApplier(),
   readKernel: true,
-  family: 'IPv4',
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const serviceKeyOf = (name: string): ServiceKey => `default/${name}` as ServiceKey;
 
 function addService(state: ClusterState, name: string, endpoints: string[]): void {
   const s = normalizeService(service({ name, clusterIP: `10.96.0.${name.length}`, ports: [{ port: 80 }] }));
@@ -106,7 +107,7 @@ describe('sync loop', () => {
     const state = new ClusterState();
     const backend = new ScriptedBackend();
     const { hooks, rec } = recordingHooks();
-    const loop = new SyncLoop(state, backend, hooks, { ...OPTIONS, ...options });
+    const loop = new SyncLoop(state, [{ family: 'IPv4', backend, hooks }], { ...OPTIONS, ...options });
     loops.push(loop);
     return { state, backend, rec, loop };
   }
@@ -154,6 +155,69 @@ describe('sync loop', () => {
     // The third attempt succeeds, and it is a full sync that still carries the changed Service.
     expect(backend.syncs.at(-1)).toEqual({ full: true, services: ['default/web'] });
     expect(rec.internal).toEqual([]);
+  });
+
+  it('syncs each family in every sync; a failing family falls back to full syncs without holding the other back', async () => {
+    const state = new ClusterState();
+    const v4 = { backend: new ScriptedBackend(), ...recordingHooks() };
+    const v6 = { backend: new ScriptedBackend(), ...recordingHooks() };
+    const loop = new SyncLoop(
+      state,
+      [
+        { family: 'IPv4', backend: v4.backend, hooks: v4.hooks },
+        { family: 'IPv6', backend: v6.backend, hooks: v6.hooks },
+      ],
+      OPTIONS,
+    );
+    loops.push(loop);
+    addService(state, 'web', ['10.244.1.1']);
+    loop.start();
+    await loop.idle();
+    expect([v4.backend.syncs, v6.backend.syncs]).toEqual([[{ full: true, services: ['default/web'] }], [{ full: true, services: ['default/web'] }]]);
+    // IPv6 fails twice: IPv4's partial sync lands at once, IPv6 retries as full syncs.
+    v6.backend.failNext = 2;
+    setEndpoints(state, 'web', ['10.244.1.9']);
+    loop.changed('endpoints');
+    await sleep(200);
+    await loop.idle();
+    expect(v4.backend.syncs[1]).toEqual({ full: false, services: ['default/web'] });
+    expect(v4.rec.failed).toEqual([]);
+    expect(v6.rec.failed.map((f) => f.full)).toEqual([false, true]);
+    expect(v6.backend.syncs.at(-1)).toEqual({ full: true, services: ['default/web'] });
+    // Each family reconciles its own conntrack entries; only the primary reports Services without endpoints.
+    expect(v4.rec.reconciled.flat()).toContain('default/web');
+    expect(v6.rec.reconciled.flat()).toContain('default/web');
+    setEndpoints(state, 'web', []);
+    loop.changed('endpoints');
+    await loop.idle();
+    expect(v4.rec.noEndpoints).toEqual([['default/web', 'missing', 1]]);
+    expect(v6.rec.noEndpoints).toEqual([]);
+    // Both families hear of queued changes (per-family metrics).
+    expect(v6.rec.queued).toBe(v4.rec.queued);
+  });
+
+  it('reports a slice\'s programming latency in its own family only', async () => {
+    const state = new ClusterState();
+    const v4 = { backend: new ScriptedBackend(), ...recordingHooks() };
+    const v6 = { backend: new ScriptedBackend(), ...recordingHooks() };
+    const loop = new SyncLoop(
+      state,
+      [
+        { family: 'IPv4', backend: v4.backend, hooks: v4.hooks },
+        { family: 'IPv6', backend: v6.backend, hooks: v6.hooks },
+      ],
+      OPTIONS,
+    );
+    loops.push(loop);
+    addService(state, 'web', ['10.244.1.1']);
+    loop.start();
+    await loop.idle();
+    setEndpoints(state, 'web', ['10.244.1.2']);
+    loop.triggered(serviceKeyOf('web'), Date.now() - 50, 'IPv6');
+    loop.changed('endpoints');
+    await loop.idle();
+    expect(v4.rec.programmed).toEqual([]);
+    expect(v6.rec.programmed.map(([k]) => k)).toEqual(['default/web']);
   });
 
   it('runs a full sync when the canary chain disappears', async () => {

@@ -1,3 +1,4 @@
+import type { IPFamily } from '../../model/ip.js';
 import { nodeIPsOf } from '../../model/node.js';
 import { normalizeEndpointSlice } from '../../model/endpoint-slice.js';
 import { type JsonObject, type Normalized, isObject, labelsOf } from '../../model/fields.js';
@@ -36,7 +37,7 @@ export interface SourceListener {
   /** An object the API sent that cannot be used; the previous version (if any) stays in effect. */
   rejected(resource: string, key: string, errors: readonly string[]): void;
   /** When the change behind an EndpointSlice was triggered (the annotation above), for programming latency. */
-  endpointsTriggered?(service: ServiceKey, at: number): void;
+  endpointsTriggered?(service: ServiceKey, at: number, family: IPFamily): void;
   reflector?(e: ReflectorEvent): void;
 }
 
@@ -137,7 +138,7 @@ export class ClusterSource {
           this.state.setSlice(slice);
           if (previous !== undefined && previous !== slice.service) this.listener.changed('endpoints', previous);
           const trigger = triggerTime(object);
-          if (trigger !== undefined) this.listener.endpointsTriggered?.(slice.service, trigger);
+          if (trigger !== undefined) this.listener.endpointsTriggered?.(slice.service, trigger, slice.family);
           this.listener.changed('endpoints', slice.service);
         } else if (result.status === 'skipped') {
           this.dropSlice(key);
