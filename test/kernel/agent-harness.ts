@@ -59,7 +59,11 @@ export class NsProcess {
   /** Sends `signal` and waits for the exit code; SIGKILL after `graceMs`. */
   async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = 10_000): Promise<number | undefined> {
     this.sub.kill(signal);
-    const timer = setTimeout(() => this.sub.kill('SIGKILL'), graceMs);
+    const timer = setTimeout(() => {
+      // Shown with the failing assertion's output: what the process was doing when it would not stop.
+      console.error(`${signal} ignored for ${graceMs} ms; killing. Last output:\n${this.lines.slice(-20).join('\n')}`);
+      this.sub.kill('SIGKILL');
+    }, graceMs);
     const code = await this.exited;
     clearTimeout(timer);
     return code;
