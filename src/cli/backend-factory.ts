@@ -42,6 +42,12 @@ export async function createBackends(config: ProxyConfig, families: readonly IPF
   const backends: FamilyBackend[] = [];
   const skipped: { family: IPFamily; why: string }[] = [];
   for (const family of ordered) {
+    // Until IPVS mode's IPv6 ipsets have their own names (upstream's KUBE-6-…), a second family would overwrite
+    // the first's sets: IPVS runs single-stack in the primary family.
+    if (config.backend === 'ipvs' && family !== ordered[0]) {
+      skipped.push({ family, why: 'the IPVS backend is single-stack for now (its ipsets are not per family yet)' });
+      continue;
+    }
     if (!opts.dryRun) {
       const support = await familySupport(family, config.backend === 'nftables' ? undefined : toolsOf(family));
       if (!support.ok) {
