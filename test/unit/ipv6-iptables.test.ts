@@ -40,7 +40,7 @@ const v6slice = (name: string, eps: EndpointSpec[], port = 80): K8sObject =>
 
 function svc(spec: Partial<ServiceSpec> & { name: string; clusterIP: string }, eps: EndpointSpec[]): K8sObject[] {
   return [
-    service({ ports: [{ name: 'p80', port: 80, nodePort: 3001 }], type: 'LoadBalancer', ...spec, namespace: 'ns1' }),
+    service({ ports: [{ name: 'p80', port: 80, ...(spec.type === 'ClusterIP' ? {} : { nodePort: 3001 }) }], type: 'LoadBalancer', ...spec, namespace: 'ns1' }),
     ...(eps.length > 0 ? [v6slice(spec.name, eps)] : []),
   ];
 }
