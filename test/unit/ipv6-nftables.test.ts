@@ -291,6 +291,26 @@ describe('dual-stack objects rendered for IPv6', () => {
     ]);
   });
 
+  it('source ranges of the other family only: no firewall in IPv6 (upstream filters them per family)', () => {
+    const { text, view } = compiled([
+      service({
+        namespace: 'ns1',
+        name: 'lb',
+        type: 'LoadBalancer',
+        clusterIP: '172.30.0.45',
+        clusterIPs: ['172.30.0.45', 'fd00:172:30::45'],
+        ipFamilies: ['IPv4', 'IPv6'],
+        loadBalancerIngress: [{ ip: '1.2.3.4' }, { ip: '2001:db8:ff::5' }],
+        loadBalancerSourceRanges: ['203.0.113.0/25'],
+        ports: [{ name: 'p80', port: 80, nodePort: 3005 }],
+      }),
+      v6slice('lb', [at('fd00:10:180::5')]),
+    ]);
+    expect(text).not.toMatch(/firewall-\S*\//);
+    expect(text).not.toContain(`add element ${T6} firewall-ips`);
+    checkFlows(view, [['anyone to the IPv6 LB IP', '2001:db9::1', '2001:db8:ff::5', 80, '[fd00:10:180::5]:80', true]]);
+  });
+
   it('the IPv4 table of the same objects holds no IPv6 address', () => {
     const { text } = compiled(objects, { family: 'IPv4', clusterCidr: '10.0.0.0/8' });
     expect(text).not.toContain('ip6 ');
