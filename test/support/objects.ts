@@ -18,6 +18,9 @@ export interface ServiceSpec {
   readonly namespace?: string;
   readonly name: string;
   readonly clusterIP: string;
+  /** spec.clusterIPs (default `[clusterIP]`), index-matched with ipFamilies when given. */
+  readonly clusterIPs?: readonly string[];
+  readonly ipFamilies?: readonly ('IPv4' | 'IPv6')[];
   readonly ports: readonly PortSpec[];
   readonly type?: 'ClusterIP' | 'NodePort' | 'LoadBalancer' | 'ExternalName';
   readonly internalTrafficPolicy?: 'Cluster' | 'Local';
@@ -40,7 +43,8 @@ export function service(s: ServiceSpec): K8sObject {
     spec: {
       type: s.type ?? 'ClusterIP',
       clusterIP: s.clusterIP,
-      clusterIPs: s.clusterIP === 'None' || s.clusterIP === '' ? undefined : [s.clusterIP],
+      clusterIPs: s.clusterIPs ?? (s.clusterIP === 'None' || s.clusterIP === '' ? undefined : [s.clusterIP]),
+      ...(s.ipFamilies ? { ipFamilies: s.ipFamilies, ipFamilyPolicy: s.ipFamilies.length > 1 ? 'RequireDualStack' : 'SingleStack' } : {}),
       selector: { app: s.name },
       ports: s.ports.map((p) => ({
         ...(p.name !== undefined ? { name: p.name } : {}),
@@ -78,6 +82,8 @@ export interface SliceSpec {
   readonly ports: readonly { readonly name?: string; readonly port: number; readonly protocol?: 'TCP' | 'UDP' | 'SCTP' }[];
   readonly endpoints: readonly EndpointSpec[];
   readonly labels?: Readonly<Record<string, string>>;
+  /** IPv4 unless given. */
+  readonly addressType?: 'IPv4' | 'IPv6';
 }
 
 export function endpointSlice(s: SliceSpec): K8sObject {
@@ -89,7 +95,7 @@ export function endpointSlice(s: SliceSpec): K8sObject {
       namespace: s.namespace ?? 'default',
       labels: { 'kubernetes.io/service-name': s.service, ...s.labels },
     },
-    addressType: 'IPv4',
+    addressType: s.addressType ?? 'IPv4',
     ports: s.ports.map((p) => ({ name: p.name ?? '', port: p.port, protocol: p.protocol ?? 'TCP' })),
     endpoints: s.endpoints.map((e) => ({
       addresses: [e.ip],

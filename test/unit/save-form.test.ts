@@ -42,6 +42,44 @@ describe('toSaveForm', () => {
     expect(toSaveForm(ours, 'IPv4')).toBe(saved);
   });
 
+  // IPv6: ip6tables-save (1.8.9, nf_tables) output for these exact rules, read off a throwaway network namespace.
+  it.each([
+    [
+      '-A KUBE-SERVICES -m comment --comment "ns1/aff:p80 cluster IP" -m tcp -p tcp -d fd00:172:30::42 --dport 80 -j KUBE-SVC-7OAMXYFOHIJTWZAG',
+      '-A KUBE-SERVICES -d fd00:172:30::42/128 -p tcp -m comment --comment "ns1/aff:p80 cluster IP" -m tcp --dport 80 -j KUBE-SVC-7OAMXYFOHIJTWZAG',
+    ],
+    [
+      '-A KUBE-SVC-7OAMXYFOHIJTWZAG -m comment --comment "ns1/aff:p80 cluster IP" -m tcp -p tcp -d fd00:172:30::42 --dport 80 ! -s fd00:10::/64 -j KUBE-MARK-MASQ',
+      '-A KUBE-SVC-7OAMXYFOHIJTWZAG ! -s fd00:10::/64 -d fd00:172:30::42/128 -p tcp -m comment --comment "ns1/aff:p80 cluster IP" -m tcp --dport 80 -j KUBE-MARK-MASQ',
+    ],
+    [
+      '-A KUBE-SVC-7OAMXYFOHIJTWZAG -m comment --comment "ns1/aff:p80 -> [fd00:10:180::3]:80" -m recent --name KUBE-SEP-QZCI6O3EVINQCF3Q --rcheck --seconds 100 --reap -j KUBE-SEP-QZCI6O3EVINQCF3Q',
+      '-A KUBE-SVC-7OAMXYFOHIJTWZAG -m comment --comment "ns1/aff:p80 -> [fd00:10:180::3]:80" -m recent --rcheck --seconds 100 --reap --name KUBE-SEP-QZCI6O3EVINQCF3Q --mask ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff --rsource -j KUBE-SEP-QZCI6O3EVINQCF3Q',
+    ],
+    [
+      '-A KUBE-SEP-QZCI6O3EVINQCF3Q -m comment --comment ns1/aff:p80 -s fd00:10:180::3 -j KUBE-MARK-MASQ',
+      '-A KUBE-SEP-QZCI6O3EVINQCF3Q -s fd00:10:180::3/128 -m comment --comment "ns1/aff:p80" -j KUBE-MARK-MASQ',
+    ],
+    [
+      '-A KUBE-SEP-QZCI6O3EVINQCF3Q -m comment --comment ns1/aff:p80 -m recent --name KUBE-SEP-QZCI6O3EVINQCF3Q --set -m tcp -p tcp -j DNAT --to-destination [fd00:10:180::3]:80',
+      '-A KUBE-SEP-QZCI6O3EVINQCF3Q -p tcp -m comment --comment "ns1/aff:p80" -m recent --set --name KUBE-SEP-QZCI6O3EVINQCF3Q --mask ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff --rsource -m tcp -j DNAT --to-destination [fd00:10:180::3]:80',
+    ],
+    [
+      '-A KUBE-FW-XPGD46QRK7WJZT7O -m comment --comment "ns1/svc1:p80 loadbalancer IP" -s 2001:db8:ff::1 -j KUBE-EXT-XPGD46QRK7WJZT7O',
+      '-A KUBE-FW-XPGD46QRK7WJZT7O -s 2001:db8:ff::1/128 -m comment --comment "ns1/svc1:p80 loadbalancer IP" -j KUBE-EXT-XPGD46QRK7WJZT7O',
+    ],
+    [
+      '-A X -m comment --comment "ns1/noep:p80 has no endpoints" -m udp -p udp -d fd00:172:30::43 --dport 53 -j REJECT',
+      '-A X -d fd00:172:30::43/128 -p udp -m comment --comment "ns1/noep:p80 has no endpoints" -m udp --dport 53 -j REJECT --reject-with icmp6-port-unreachable',
+    ],
+    [
+      '-A Y -m comment --comment "a/b:c -> [fd00::1]:80" -m statistic --mode random --probability 0.3333333333 -p tcp -j DNAT --to-destination [fd00::1]:80',
+      '-A Y -p tcp -m comment --comment "a/b:c -> [fd00::1]:80" -m statistic --mode random --probability 0.33333333349 -j DNAT --to-destination [fd00::1]:80',
+    ],
+  ])('IPv6: %s', (ours, saved) => {
+    expect(toSaveForm(ours, 'IPv6')).toBe(saved);
+  });
+
   it('gives up (so the chain is rewritten) on anything it does not model', () => {
     expect(toSaveForm('-A X -m owner --uid-owner 0 -j ACCEPT', 'IPv4')).toBeUndefined();
     expect(toSaveForm('-A X -j DNAT --to-destination 10.0.0.1:80 --persistent', 'IPv4')).toBeUndefined();

@@ -3,7 +3,7 @@ import { declareChain, deleteChain, deleteRule, transaction } from '../../kernel
 import { parseIptablesSave } from '../../kernel/syntax/iptables-save.js';
 import type { IPFamily } from '../../model/ip.js';
 import { type BackendCleanup, type CleanupStage, nothingToRemove } from '../backend.js';
-import { FIXED_CHAINS, IPVS_CHAINS, KUBE_LOOP_BACK, KUBE_LOOP_BACK_NEXT, type Table, isPerServiceChain } from '../shared/iptables-fixed.js';
+import { FIXED_CHAINS, IPVS_CHAINS, type Table, isPerServiceChain, loopbackSetNames } from '../shared/iptables-fixed.js';
 
 /**
  * `switchboard cleanup` for the iptables backend, as kube-proxy's cleanupLeftoversForFamily: unlink our chains
@@ -201,5 +201,6 @@ export function iptablesCleanup(toolsOf: (family: IPFamily) => IptablesTools, sa
       return { steps: [{ kind: 'input', tool: restoreTool(tools), input: [plan.payload], atomic: false }], done: `removed ${what}`, wouldDo: `would remove ${what}` };
     },
   });
-  return { stages: [stage('IPv4'), stage('IPv6')], sets: [KUBE_LOOP_BACK, KUBE_LOOP_BACK_NEXT] };
+  const sets = (['IPv4', 'IPv6'] as const).flatMap((family) => Object.values(loopbackSetNames(family)));
+  return { stages: [stage('IPv4'), stage('IPv6')], sets };
 }

@@ -1,7 +1,7 @@
 import type { IPFamily } from '../../model/ip.js';
 import { createSetLine } from '../../kernel/syntax/ipset.js';
 import { type HairpinKey, HairpinMembers, hairpinParts } from '../shared/hairpin-members.js';
-import { KUBE_LOOP_BACK, KUBE_LOOP_BACK_NEXT } from '../shared/iptables-fixed.js';
+import { loopbackSetNames } from '../shared/iptables-fixed.js';
 
 /**
  * The `ipset restore -exist` input of one sync, run before its iptables payload so rules never name a missing
@@ -34,20 +34,27 @@ export function loopbackEntry(key: HairpinKey): string {
   return `${ip},${proto}:${port},${ip}`;
 }
 
-/** The flat layout's KUBE-LOOP-BACK set: the hairpin members, and the ipset input that keeps the kernel's set in step. */
+/**
+ * The flat layout's KUBE-LOOP-BACK set (KUBE-6-LOOP-BACK for IPv6: ipset names are global): the hairpin members,
+ * and the ipset input that keeps the kernel's set in step.
+ */
 export class LoopbackSet extends HairpinMembers {
+  private readonly names: { readonly live: string; readonly next: string };
+
   constructor(private readonly family: IPFamily) {
     super();
+    this.names = loopbackSetNames(family);
   }
 
   /** The whole set, filled aside and swapped in atomically, whatever the kernel held. */
   planFull(): { plan: IpsetPlan; commit: () => void } {
     const { members, commit } = this.fullMembers();
     const family = this.family;
+    const { live, next } = this.names;
     function* generate(): Generator<string> {
-      yield createLine(KUBE_LOOP_BACK_NEXT, family) + `flush ${KUBE_LOOP_BACK_NEXT}\n`;
-      for (const k of members) yield `add ${KUBE_LOOP_BACK_NEXT} ${loopbackEntry(k)}\n`;
-      yield createLine(KUBE_LOOP_BACK, family) + `swap ${KUBE_LOOP_BACK_NEXT} ${KUBE_LOOP_BACK}\n` + `destroy ${KUBE_LOOP_BACK_NEXT}\n`;
+      yield createLine(next, family) + `flush ${next}\n`;
+      for (const k of members) yield `add ${next} ${loopbackEntry(k)}\n`;
+      yield createLine(live, family) + `swap ${next} ${live}\n` + `destroy ${next}\n`;
     }
     return { plan: ipsetPlan({ [Symbol.iterator]: generate }), commit };
   }
@@ -62,7 +69,8 @@ export class LoopbackSet extends HairpinMembers {
   planPartial(touched: Iterable<HairpinKey>): { plan: IpsetPlan; commit: () => void } | undefined {
     const changes = this.partialChanges(touched);
     if (changes === undefined) return undefined;
-    const line = (op: string) => (k: HairpinKey) => `${op} ${KUBE_LOOP_BACK} ${loopbackEntry(k)}\n`;
+    const live = this.names.live;
+    const line = (op: string) => (k: HairpinKey) => `${op} ${live} ${loopbackEntry(k)}\n`;
     return { plan: ipsetPlan([...changes.adds.map(line('add')), ...changes.dels.map(line('del'))]), commit: changes.commit };
   }
 

@@ -1,5 +1,5 @@
 import type { IptablesMode } from '../../kernel/iptables-mode.js';
-import { type FixedRulesOptions, nodePortsTailRules } from '../shared/iptables-fixed.js';
+import { type FixedRulesOptions, loopbackSetNames, nodePortsTailRules } from '../shared/iptables-fixed.js';
 import { type IptablesRulesOptions, defaultIptablesRulesOptions } from '../shared/options.js';
 
 /** Everything besides cluster state that changes the iptables rules. */
@@ -68,6 +68,7 @@ export function fixedRulesOptions(opts: IptablesOptions): FixedRulesOptions {
     masqueradeMark: opts.masqueradeMark,
     dropInvalid: opts.dropInvalid,
     hairpinSet: opts.layout === 'flat',
+    loopbackSet: loopbackSetNames(opts.family).live,
     localhostNodePorts: localhostNodePortsOn(opts),
   };
 }

@@ -2,6 +2,7 @@
 // chains every sync owns outright, their rules, the jumps that hook them into the built-in chains, and the
 // per-service chain names that are ours.
 import type { LiveRules } from '../../kernel/syntax/iptables-save.js';
+import type { IPFamily } from '../../model/ip.js';
 
 export const KUBE_SERVICES = 'KUBE-SERVICES';
 export const KUBE_MARK_MASQ = 'KUBE-MARK-MASQ';
@@ -16,6 +17,18 @@ export const KUBE_FIREWALL = 'KUBE-FIREWALL';
 export const KUBE_LOOP_BACK = 'KUBE-LOOP-BACK';
 /** The set a full sync fills before swapping it in, so the live set is never half-filled. */
 export const KUBE_LOOP_BACK_NEXT = 'KUBE-LOOP-BACK-NEXT';
+/**
+ * IPv6's loop-back sets. ipset names are global, not per family, so a dual-stack node needs a second pair; the
+ * name is upstream IPVS mode's IPv6 one (`KUBE-` becomes `KUBE-6-`).
+ */
+export const KUBE_6_LOOP_BACK = 'KUBE-6-LOOP-BACK';
+export const KUBE_6_LOOP_BACK_NEXT = 'KUBE-6-LOOP-BACK-NEXT';
+
+/** The flat layout's loop-back set of a family, and the set a full sync fills before swapping it in. */
+export function loopbackSetNames(family: IPFamily): { readonly live: string; readonly next: string } {
+  return family === 'IPv4' ? { live: KUBE_LOOP_BACK, next: KUBE_LOOP_BACK_NEXT } : { live: KUBE_6_LOOP_BACK, next: KUBE_6_LOOP_BACK_NEXT };
+}
+
 /** An empty chain in every table: when it disappears, someone flushed the tables and a full sync is due. */
 export const KUBE_PROXY_CANARY = 'KUBE-PROXY-CANARY';
 
@@ -54,6 +67,8 @@ export interface FixedRulesOptions {
   readonly masqueradeMark: string;
   readonly dropInvalid: boolean;
   readonly hairpinSet: boolean;
+  /** The set the hairpin rule matches: KUBE-LOOP-BACK unless given (KUBE-6-LOOP-BACK for IPv6). */
+  readonly loopbackSet?: string;
   /** IPv4 NodePorts on 127.0.0.0/8 (iptables mode only): KUBE-FIREWALL guards route_localnet. */
   readonly localhostNodePorts: boolean;
 }
@@ -88,7 +103,7 @@ export function fixedRules(table: Table, opts: FixedRulesOptions): string[] {
         ...(opts.hairpinSet
           ? [
               `-A ${KUBE_POSTROUTING} -m comment --comment "kubernetes service hairpin traffic" -m conntrack --ctstate DNAT ` +
-                `-m set --match-set ${KUBE_LOOP_BACK} dst,dst,src -j ${KUBE_MARK_MASQ}`,
+                `-m set --match-set ${opts.loopbackSet ?? KUBE_LOOP_BACK} dst,dst,src -j ${KUBE_MARK_MASQ}`,
             ]
           : []),
         `-A ${KUBE_POSTROUTING} -m mark ! --mark ${mark}/${mark} -j RETURN`,
@@ -107,13 +122,17 @@ const NODEPORTS_TAIL_COMMENT = '-m comment --comment "kubernetes service nodepor
  * The last rules of nat KUBE-SERVICES (per-service rules are always inserted before them): to KUBE-NODEPORTS
  * for any local address (`all`), or for each listed node IP. Loopback addresses only with localhost NodePorts.
  */
-export function nodePortsTailRules(opts: { readonly nodePortAddresses: 'all' | readonly string[]; readonly localhostNodePorts: boolean; readonly family: string }): string[] {
+export function nodePortsTailRules(opts: { readonly nodePortAddresses: 'all' | readonly string[]; readonly localhostNodePorts: boolean; readonly family: IPFamily }): string[] {
   if (opts.nodePortAddresses === 'all') {
+    // IPv6 never has localhost NodePorts, so ::1 is always excluded (upstream writes `! -d ::1/128` whatever the flag).
     const notLocalhost = opts.family === 'IPv6' ? ' ! -d ::1/128' : opts.localhostNodePorts ? '' : ' ! -d 127.0.0.0/8';
     return [`-A ${KUBE_SERVICES} ${NODEPORTS_TAIL_COMMENT} -m addrtype --dst-type LOCAL${notLocalhost} -j ${KUBE_NODEPORTS}`];
   }
+  // Only this family's addresses (upstream's NodePortAddresses are per family); loopback only for IPv4 localhost NodePorts.
+  const v6 = opts.family === 'IPv6';
   return opts.nodePortAddresses
-    .filter((ip) => !isLoopback(ip) || (opts.localhostNodePorts && opts.family === 'IPv4'))
+    .filter((ip) => ip.includes(':') === v6)
+    .filter((ip) => !isLoopback(ip) || (opts.localhostNodePorts && !v6))
     .map((ip) => `-A ${KUBE_SERVICES} ${NODEPORTS_TAIL_COMMENT} -d ${ip} -j ${KUBE_NODEPORTS}`);
 }
 

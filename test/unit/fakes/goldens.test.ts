@@ -1,4 +1,4 @@
-// Every golden ruleset (rules/golden/iptables/*.rules, rules/golden/ipvs/*.txt) is accepted by the fakes, as it
+// Every golden ruleset (rules/golden/iptables/*.rules, IPv6 ones included, rules/golden/ipvs/*.txt) is accepted by the fakes, as it
 // is by the real tools, and applying it again behaves as the tools do: chain lines make the rewrite of user
 // chains idempotent, while the `-I` jumps into built-in chains go in twice (a full sync writes them only when
 // iptables-save lacks them, see missingJumps).
@@ -35,7 +35,7 @@ function fakeNode(): FakeNode {
 /** The flat layout's ipset input, printed as `#` lines before the restore input; '' when there is none. */
 function ipsetPreamble(text: string): string {
   const lines = text.split('\n');
-  const start = lines.indexOf('# ipset restore -exist, before iptables-restore:');
+  const start = lines.findIndex((l) => /^# ipset restore -exist, before ip6?tables-restore:$/.test(l));
   if (start < 0) return '';
   const out: string[] = [];
   for (const line of lines.slice(start + 1)) {
@@ -118,7 +118,16 @@ describe('iptables goldens', () => {
   const files = goldens('iptables', '.rules');
 
   it('are all here', () => {
-    expect(files).toEqual(['empty.rules', 'features-flat.rules', 'features.rules', 'web-masquerade-all.rules', 'web.rules']);
+    expect(files).toEqual([
+      'dual-stack-ipv4.rules',
+      'dual-stack-ipv6-flat.rules',
+      'dual-stack-ipv6.rules',
+      'empty.rules',
+      'features-flat.rules',
+      'features.rules',
+      'web-masquerade-all.rules',
+      'web.rules',
+    ]);
   });
 
   it.each(files)('%s applies onto an empty node, and again', (file) => {
