@@ -514,7 +514,7 @@ export async function runAgentBench(opts: AgentBenchOptions, onResult: (r: RunOu
       try {
         api = await ApiFixture.start(lab, files);
         api.server.apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: NODE_NAME, labels: { 'kubernetes.io/hostname': NODE_NAME } } });
-        api.server.applyMany(syntheticCluster(size, opts.endpoints, { nodePorts: process.argv.includes('--nodeports') }));
+        api.server.applyMany(syntheticCluster(size, opts.endpoints, { nodePorts: process.argv.includes('--nodeports'), dualStack: process.argv.includes('--dual-stack') }));
         api.server.apply(probeService());
         for (const modeChoice of opts.iptablesModes) {
           let toolsMeasured = false;

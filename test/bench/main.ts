@@ -37,7 +37,8 @@ const p99 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length
 
 // --nodeports: every Service a NodePort Service (the external-traffic issue's benchmark).
 const nodePorts = process.argv.includes('--nodeports');
-const objects = syntheticCluster(services, endpoints, { nodePorts });
+const dualStack = process.argv.includes('--dual-stack');
+const objects = syntheticCluster(services, endpoints, { nodePorts, dualStack });
 const text = list(objects);
 const dir = await mkdtemp(join(tmpdir(), 'switchboard-bench-'));
 const file = join(dir, 'cluster.json');
@@ -166,7 +167,7 @@ const result = {
   heapUsedAfterMB: Number((heap.heapUsed / 1024 / 1024).toFixed(1)),
 };
 
-console.log(`Switchboard compile benchmark: ${services} services x ${endpoints} endpoints${nodePorts ? ", a NodePort each" : ""} (${mb(text.length)} JSON List)`);
+console.log(`Switchboard compile benchmark: ${services} services x ${endpoints} endpoints${nodePorts ? ", a NodePort each" : ""}${dualStack ? ", dual-stack (an IPv6 ClusterIP and slice each)" : ""} (${mb(text.length)} JSON List)`);
 console.log(`  switchboard compile (whole process): ${result.cliSeconds} s, peak RSS ${result.cliPeakRssMB} MB (max ${result.cliMaxPeakRssMB} MB; exit ${code})   target: <= 400 MB`);
 console.log(`  floor (read, JSON.parse, stringify): ${result.floorSeconds} s, peak RSS ${result.floorPeakRssMB} MB`);
 console.log(`  compile / floor:                      ${result.cliOverFloor}x   (medians of ${cliRuns} interleaved runs each)   target: <= 2.0x`);

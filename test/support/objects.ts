@@ -44,7 +44,13 @@ export function service(s: ServiceSpec): K8sObject {
       type: s.type ?? 'ClusterIP',
       clusterIP: s.clusterIP,
       clusterIPs: s.clusterIPs ?? (s.clusterIP === 'None' || s.clusterIP === '' ? undefined : [s.clusterIP]),
-      ...(s.ipFamilies ? { ipFamilies: s.ipFamilies, ipFamilyPolicy: s.ipFamilies.length > 1 ? 'RequireDualStack' : 'SingleStack' } : {}),
+      // ipFamilies as given, else the families of clusterIPs when those are given.
+      ...((s.ipFamilies ?? s.clusterIPs?.map((ip) => (ip.includes(':') ? 'IPv6' : 'IPv4'))) !== undefined
+        ? (() => {
+            const families = s.ipFamilies ?? s.clusterIPs!.map((ip) => (ip.includes(':') ? 'IPv6' : 'IPv4'));
+            return { ipFamilies: families, ipFamilyPolicy: families.length > 1 ? 'RequireDualStack' : 'SingleStack' };
+          })()
+        : {}),
       selector: { app: s.name },
       ports: s.ports.map((p) => ({
         ...(p.name !== undefined ? { name: p.name } : {}),
@@ -95,7 +101,8 @@ export function endpointSlice(s: SliceSpec): K8sObject {
       namespace: s.namespace ?? 'default',
       labels: { 'kubernetes.io/service-name': s.service, ...s.labels },
     },
-    addressType: s.addressType ?? 'IPv4',
+    // As given, else the family of its endpoints (IPv4 when it has none).
+    addressType: s.addressType ?? (s.endpoints.some((e) => e.ip.includes(':')) ? 'IPv6' : 'IPv4'),
     ports: s.ports.map((p) => ({ name: p.name ?? '', port: p.port, protocol: p.protocol ?? 'TCP' })),
     endpoints: s.endpoints.map((e) => ({
       addresses: [e.ip],
@@ -120,7 +127,11 @@ export function list(items: readonly K8sObject[]): string {
  * `nodePorts`, each is a NodePort Service, on ports from 20000 up (a widened service-node-port-range: the
  * default 30000-32767 holds only 2,768).
  */
-export function syntheticCluster(services: number, endpoints: number, opts: { readonly nodePorts?: boolean } = {}): K8sObject[] {
+/**
+ * `services` ClusterIP Services of `endpoints` endpoints each; with `nodePorts`, NodePort Services (20000 + i); with
+ * `dualStack`, each Service also has an IPv6 ClusterIP and an IPv6 slice of as many endpoints.
+ */
+export function syntheticCluster(services: number, endpoints: number, opts: { readonly nodePorts?: boolean; readonly dualStack?: boolean } = {}): K8sObject[] {
   const out: K8sObject[] = [];
   for (let i = 0; i < services; i++) {
     const name = `svc${i}`;
@@ -131,6 +142,7 @@ export function syntheticCluster(services: number, endpoints: number, opts: { re
         namespace: `ns${i % 100}`,
         name,
         clusterIP,
+        ...(opts.dualStack === true ? { clusterIPs: [clusterIP, `fd00:10:96::${i.toString(16)}`] } : {}),
         ...(opts.nodePorts === true ? { type: 'NodePort' as const } : {}),
         ports: [{ name: 'http', port: 80, targetPort: 8080, ...nodePort }],
       }),
@@ -141,6 +153,10 @@ export function syntheticCluster(services: number, endpoints: number, opts: { re
       eps.push({ ip: `10.${128 + ((n >> 16) & 127)}.${(n >> 8) & 255}.${n & 255}`, nodeName: `node-${n % 50}` });
     }
     out.push(endpointSlice({ namespace: `ns${i % 100}`, name: `${name}-abcde`, service: name, ports: [{ name: 'http', port: 8080 }], endpoints: eps }));
+    if (opts.dualStack === true) {
+      const eps6 = eps.map((ep, e) => ({ ...ep, ip: `fd00:10:244::${(i * endpoints + e).toString(16)}` }));
+      out.push(endpointSlice({ namespace: `ns${i % 100}`, name: `${name}-v6xyz`, service: name, ports: [{ name: 'http', port: 8080 }], endpoints: eps6 }));
+    }
   }
   return out;
 }

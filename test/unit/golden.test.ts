@@ -8,6 +8,8 @@ import { describe, expect, it } from 'vitest';
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const cli = `${root}dist/cli/main.js`;
 const base = ['--node-name', 'node-a', '--cluster-cidr', '10.244.0.0/16'];
+// A dual-stack node: one pod CIDR per family; compile prints each family's full sync as a labelled section.
+const dual = ['--node-name', 'node-a', '--cluster-cidr', '10.244.0.0/16,fd00:10:244::/48'];
 
 const cases: Array<[string, string[], string]> = [
   ['web', ['-f', 'rules/examples/web.yaml', ...base], 'rules/golden/iptables/web.rules'],
@@ -15,7 +17,8 @@ const cases: Array<[string, string[], string]> = [
   ['features', ['-f', 'rules/examples/features.yaml', ...base], 'rules/golden/iptables/features.rules'],
   ['features, flat layout', ['-f', 'rules/examples/features.yaml', ...base, '--iptables-layout', 'flat'], 'rules/golden/iptables/features-flat.rules'],
   ['empty cluster', ['-f', 'rules/examples/empty.yaml', ...base], 'rules/golden/iptables/empty.rules'],
-  ['dual-stack, IPv4', ['-f', 'rules/examples/dual-stack.yaml', ...base], 'rules/golden/iptables/dual-stack-ipv4.rules'],
+  ['dual-stack', ['-f', 'rules/examples/dual-stack.yaml', ...dual], 'rules/golden/dual-stack/iptables.txt'],
+  ['dual-stack, flat layout', ['-f', 'rules/examples/dual-stack.yaml', ...dual, '--iptables-layout', 'flat'], 'rules/golden/dual-stack/iptables-flat.txt'],
   ['ipvs: features', ['-f', 'rules/examples/features.yaml', ...base, '--backend', 'ipvs'], 'rules/golden/ipvs/features.txt'],
   ['ipvs: web, masquerade-all, sh', ['-f', 'rules/examples/web.yaml', ...base, '--backend', 'ipvs', '--masquerade-all', '--ipvs-scheduler', 'sh'], 'rules/golden/ipvs/web-masquerade-all-sh.txt'],
   ['ipvs: empty cluster', ['-f', 'rules/examples/empty.yaml', ...base, '--backend', 'ipvs'], 'rules/golden/ipvs/empty.txt'],
@@ -23,7 +26,7 @@ const cases: Array<[string, string[], string]> = [
   ['nftables: web', ['-f', 'rules/examples/web.yaml', ...base, '--backend', 'nftables'], 'rules/golden/nftables/web.nft'],
   ['nftables: web, masquerade-all', ['-f', 'rules/examples/web.yaml', ...base, '--backend', 'nftables', '--masquerade-all'], 'rules/golden/nftables/web-masquerade-all.nft'],
   ['nftables: web, no cluster CIDR', ['-f', 'rules/examples/web.yaml', '--node-name', 'node-a', '--backend', 'nftables'], 'rules/golden/nftables/web-no-cidr.nft'],
-  ['nftables: dual-stack, IPv4', ['-f', 'rules/examples/dual-stack.yaml', ...base, '--backend', 'nftables'], 'rules/golden/nftables/dual-stack-ipv4.nft'],
+  ['nftables: dual-stack', ['-f', 'rules/examples/dual-stack.yaml', ...dual, '--backend', 'nftables'], 'rules/golden/dual-stack/nftables.txt'],
   ['nftables: empty cluster', ['-f', 'rules/examples/empty.yaml', ...base, '--backend', 'nftables'], 'rules/golden/nftables/empty.nft'],
 ];
 
