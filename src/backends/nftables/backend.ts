@@ -1,11 +1,11 @@
-import { NFT_APPLY, listChain, listNames } from '../../kernel/nft.js';
+import { NFT_APPLY, listNames } from '../../kernel/nft.js';
 import type { IPFamily } from '../../model/ip.js';
 import type { ClusterState } from '../../model/state.js';
 import type { ServiceKey } from '../../model/types.js';
 import type { Plan, PlanOptions, ProxyBackend } from '../backend.js';
 import { type LiveTable, NO_TABLE, NftablesCompiler } from './compiler.js';
 import { TABLE_NAME, type NftablesOptions, ourTable } from './options.js';
-import { SERVICES, SERVICE_IPS } from './fixed-chains.js';
+import { SERVICES } from './fixed-chains.js';
 
 /**
  * `--backend nftables`: kube-proxy's nftables mode (one `ip kube-proxy` table) behind the same sync loop.
@@ -38,11 +38,14 @@ export class NftablesBackend implements ProxyBackend {
     };
   }
 
-  /** nftables needs no canary chain (no one flushes a private table by accident), but `flush ruleset` happens. */
+  /**
+   * nftables needs no canary chain (no one flushes a private table by accident), but `flush ruleset` happens
+   * (a firewall service restarting). Our `services` chain gone means our table went. A `flush table` (rules
+   * gone, chains and sets kept) is not seen here: listing any chain's rules costs nft 1.0.6 a fetch of every
+   * set element (4-5 s at 10,000 Services, every canary period), so the periodic full sync repairs that.
+   */
   async canaryPresent(): Promise<boolean> {
-    // A `flush ruleset` or `flush table` from outside removes the table or the chain's dispatch rule.
-    const rules = await listChain(this.options.family, TABLE_NAME, SERVICES);
-    return rules?.includes(`@${SERVICE_IPS}`) === true;
+    return (await listNames('chains', this.options.family, TABLE_NAME)).includes(SERVICES);
   }
 
   get serviceCount(): number {
