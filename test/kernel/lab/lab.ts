@@ -253,7 +253,8 @@ class LabImpl implements Lab {
   async resetNetfilter(): Promise<void> {
     const families: IptablesFamily[] = ['ipv4', 'ipv6'];
     await Promise.all(families.map((f) => iptablesRestore(this.nodeNs, emptyTablesRules(), { noflush: false }, f)));
-    // Old NAT bindings would otherwise keep steering reused tuples.
+    // Old NAT bindings would otherwise keep steering reused tuples. Without -f, conntrack -F empties both
+    // families (lab.test checks that IPv6 entries go too).
     await runIn(this.nodeNs, 'conntrack', ['-F'], { reject: false });
   }
 
