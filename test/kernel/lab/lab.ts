@@ -27,7 +27,7 @@ import {
   addBlackholeUplink,
   addNamespace,
   deleteNamespace,
-  prepareIPv6,
+  ipv6Sysctls,
   sysctls,
   wirePod,
 } from './netns.js';
@@ -144,8 +144,7 @@ class LabImpl implements Lab {
     await addNamespace(this.nodeNs);
     this.namespaces.add(this.nodeNs);
     // Before any interface is added: eth0 and the host veths copy the namespace's IPv6 defaults.
-    await prepareIPv6(this.nodeNs, { forwarding: true });
-    await sysctls(this.nodeNs, { 'net.ipv4.ip_forward': '1', ...NO_ICMP_RATE_LIMIT });
+    await sysctls(this.nodeNs, { ...ipv6Sysctls({ forwarding: true }), 'net.ipv4.ip_forward': '1', ...NO_ICMP_RATE_LIMIT });
     await addBlackholeUplink(this.nodeNs, `${this.nodeIP}/24`, `${this.nodeIP6}/64`);
   }
 
@@ -182,8 +181,7 @@ class LabImpl implements Lab {
     this.namespaces.add(ns);
     this.podStates.set(spec.name, st);
     // Before wirePod: the pod's eth0 is born in this namespace and copies its IPv6 defaults (no DAD).
-    await prepareIPv6(ns, { forwarding: false });
-    await sysctls(ns, NO_ICMP_RATE_LIMIT);
+    await sysctls(ns, { ...ipv6Sysctls({ forwarding: false }), ...NO_ICMP_RATE_LIMIT });
     await wirePod({
       nodeNs: this.nodeNs,
       podNs: ns,

@@ -86,22 +86,22 @@ export async function ipBatch(ns: string, lines: readonly string[]): Promise<voi
 }
 
 /**
- * IPv6 in a lab namespace, before any interface but lo exists: on (whatever the root namespace's defaults,
- * see net.core.devconf_inherit_init_net), and without duplicate address detection. With DAD an address stays
- * `tentative` (unusable) for a second or more after it is added; the lab's addresses are unique by
- * construction. `all` and `default` both: the kernel does DAD if either asks for it, and interfaces created
- * later (the veths) copy `default`. Every address is also added `nodad`. The sysctls are per netns, so
- * this touches only `ns`.
+ * The sysctls for IPv6 in a lab namespace, to write before any interface but lo exists: IPv6 on (whatever the
+ * root namespace's defaults, see net.core.devconf_inherit_init_net), and no duplicate address detection. With
+ * DAD an address stays `tentative` (unusable) for a second or more after it is added; the lab's addresses are
+ * unique by construction. `all` and `default` both: the kernel does DAD if either asks for it, and interfaces
+ * created later (the veths) copy `default`. Every address is also added `nodad`. Written with `sysctls`, inside
+ * the namespace, they touch only that namespace.
  */
-export async function prepareIPv6(ns: string, opts: { forwarding: boolean }): Promise<void> {
-  await sysctls(ns, {
+export function ipv6Sysctls(opts: { forwarding: boolean }): Record<string, string> {
+  return {
     'net.ipv6.conf.all.disable_ipv6': '0',
     'net.ipv6.conf.default.disable_ipv6': '0',
     'net.ipv6.conf.all.accept_dad': '0',
     'net.ipv6.conf.default.accept_dad': '0',
     // Writing all.forwarding sets it on default and on every interface too.
     ...(opts.forwarding ? { 'net.ipv6.conf.all.forwarding': '1' } : {}),
-  });
+  };
 }
 
 /**
@@ -110,7 +110,7 @@ export async function prepareIPv6(ns: string, opts: { forwarding: boolean }): Pr
  * namespace. With ARP off, frames go out addressed to eth0's own MAC (IPv6 neighbour discovery honours
  * IFF_NOARP the same way); the peer sees them as PACKET_OTHERHOST and drops them before netfilter. Net effect
  * matches a dummy: packets to unknown destinations vanish silently (no ARP/ND wait, no ICMP) and never
- * leave the namespace. Call prepareIPv6 on the namespace first.
+ * leave the namespace. Write ipv6Sysctls in the namespace first.
  */
 export async function addBlackholeUplink(nodeNs: string, nodeCidr: string, nodeCidr6: string): Promise<void> {
   await ipBatch(nodeNs, [
@@ -131,7 +131,7 @@ export async function addBlackholeUplink(nodeNs: string, nodeCidr: string, nodeC
  * node IPs as /32 and /128 (the same addresses on every host veth), the pod reaches the node IPs on-link and
  * uses them as default gateways, and the node routes the pod /32 and /128 to the host veth.
  * The veth is created directly in the node ns with its peer born as `eth0` in the pod ns, so no
- * interface ever appears in the root namespace. Call prepareIPv6 on both namespaces first, so neither
+ * interface ever appears in the root namespace. Write ipv6Sysctls in both namespaces first, so neither
  * end (nor its link-local address) goes through DAD.
  */
 export async function wirePod(p: {
