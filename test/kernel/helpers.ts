@@ -168,9 +168,9 @@ export function mentionsChain(saveText: string, chain: string): boolean {
   return new RegExp(`(^:${chain} )|(^-A ${chain} )|(-[jg] ${chain}( |$))`, 'm').test(saveText);
 }
 
-/** The raw (un-normalised) iptables-save of the node namespace, as the CLI reads it. */
-export async function rawSave(lab: Lab): Promise<string> {
-  return (await lab.exec('node', 'iptables-save', [])).stdout;
+/** The raw (un-normalised) iptables-save (ip6tables-save for ipv6) of the node namespace, as the CLI reads it. */
+export async function rawSave(lab: Lab, family: 'ipv4' | 'ipv6' = 'ipv4'): Promise<string> {
+  return (await lab.exec('node', family === 'ipv4' ? 'iptables-save' : 'ip6tables-save', [])).stdout;
 }
 
 /** The members of the flat layout's KUBE-LOOP-BACK ipset in the node namespace, sorted; [] without the set. */
@@ -179,15 +179,20 @@ export async function loopBackMembers(lab: Lab): Promise<string[]> {
   return (r.stdout.split('Members:')[1] ?? '').trim().split('\n').filter((l) => l !== '').sort();
 }
 
-/** Our nftables table as `nft list table` prints it in the node namespace; '' without the table. */
-export async function nftTable(lab: Lab): Promise<string> {
-  const r = await lab.exec('node', 'nft', ['list', 'table', 'ip', 'kube-proxy'], { reject: false });
+/** The nftables families of our tables: `ip kube-proxy` for IPv4 Services and `ip6 kube-proxy` for IPv6 ones, as kube-proxy. */
+export type NftFamily = 'ip' | 'ip6';
+
+/** Our nftables table of `family` (default ip) as `nft list table` prints it in the node namespace; '' without the table. */
+export async function nftTable(lab: Lab, family: NftFamily = 'ip'): Promise<string> {
+  const r = await lab.exec('node', 'nft', ['list', 'table', family, 'kube-proxy'], { reject: false });
   return r.exitCode === 0 ? r.stdout : '';
 }
 
-/** Removes the nftables backend's table from the node namespace (a no-op without it). */
+/** Removes the nftables backend's tables (ip and ip6) from the node namespace, in one transaction; a no-op without them. */
 export async function resetNftables(lab: Lab): Promise<void> {
-  await lab.exec('node', 'nft', ['delete', 'table', 'ip', 'kube-proxy'], { reject: false });
+  // Adding a table that exists is a no-op, so add-then-delete removes it whether or not it was there.
+  const input = (['ip', 'ip6'] as const).map((f) => `table ${f} kube-proxy\ndelete table ${f} kube-proxy\n`).join('');
+  await lab.exec('node', 'nft', ['-f', '-'], { input });
 }
 
 /** IPVS mode's state in the node namespace (after resetNetfilter, so no rule names a set any more). */

@@ -62,10 +62,10 @@ sysctl -qw net.ipv4.ip_forward=1 || log "cannot enable net.ipv4.ip_forward"
 # name the missing ones.
 preload="virtio_console
   ip_vs ip_vs_rr ip_vs_wrr ip_vs_sh ip_vs_lc dummy veth
-  nf_conntrack nf_tables nft_compat nft_chain_nat nft_masq nft_reject_ipv4
+  nf_conntrack nf_tables nft_compat nft_chain_nat nft_masq nft_reject_ipv4 nft_reject_ipv6
   ip_set ip_set_hash_ip ip_set_hash_ipport ip_set_hash_ipportip ip_set_hash_ipportnet ip_set_bitmap_port
   xt_set xt_comment xt_mark xt_conntrack xt_addrtype xt_MASQUERADE nf_reject_ipv4 ipt_REJECT
-  xt_statistic xt_recent xt_tcpudp xt_ipvs"
+  nf_reject_ipv6 ip6t_REJECT xt_statistic xt_recent xt_tcpudp xt_ipvs"
 # shellcheck disable=SC2086 # word splitting is the point
 if ! modprobe -q -a $preload; then
   missing=""
@@ -73,6 +73,8 @@ if ! modprobe -q -a $preload; then
   log "could not load:$missing"
 fi
 log "modules loaded"
+# IPv6 is built into Debian's kernel (CONFIG_IPV6=y); the kernel lab is dual-stack and fails without it.
+[ -d /proc/sys/net/ipv6 ] || log "the kernel has no IPv6: the kernel lab will refuse to run"
 
 port=""
 tries=0

@@ -3,6 +3,8 @@
 // Usage: node echo-server.mjs --name NAME [--tcp P[,P]] [--udp P[,P]] [--hold-ms N]
 // Every TCP connection / UDP datagram gets one JSON line naming the pod, the local port and the
 // peer address the kernel delivered, so tests can see where a packet landed and whether it was NATed.
+// Each port is served on both families, by two sockets: 0.0.0.0 and :: (IPv6 only), so an IPv4 peer is
+// reported as a.b.c.d (never ::ffff:a.b.c.d) and an IPv6 peer in RFC 5952 form (fd00:10::10).
 import net from 'node:net';
 import dgram from 'node:dgram';
 
@@ -51,7 +53,12 @@ function line(proto, port, peer, peerPort) {
   return JSON.stringify({ pod: opts.name, proto, port, peer, peerPort }) + '\n';
 }
 
-function listenTcp(port) {
+const FAMILIES = [
+  { host: '0.0.0.0', ipv6Only: false, udpType: 'udp4' },
+  { host: '::', ipv6Only: true, udpType: 'udp6' },
+];
+
+function listenTcp(port, family) {
   return new Promise((resolve, reject) => {
     const server = net.createServer((sock) => {
       sockets.add(sock);
@@ -66,20 +73,22 @@ function listenTcp(port) {
       }
     });
     server.once('error', reject);
-    // 0.0.0.0 (not ::) so remoteAddress is a plain IPv4 string, never ::ffff:a.b.c.d
-    server.listen({ port, host: '0.0.0.0' }, () => { server.off('error', reject); resolve(server); });
+    server.listen({ port, host: family.host, ipv6Only: family.ipv6Only }, () => {
+      server.off('error', reject);
+      resolve(server);
+    });
     servers.push({ close: () => server.close() });
   });
 }
 
-function listenUdp(port) {
+function listenUdp(port, family) {
   return new Promise((resolve, reject) => {
-    const sock = dgram.createSocket('udp4');
+    const sock = dgram.createSocket({ type: family.udpType, ipv6Only: family.ipv6Only });
     sock.on('message', (_msg, rinfo) => {
       sock.send(line('udp', port, rinfo.address, rinfo.port), rinfo.port, rinfo.address);
     });
     sock.once('error', reject);
-    sock.bind(port, '0.0.0.0', () => {
+    sock.bind(port, family.host, () => {
       sock.off('error', reject);
       sock.on('error', () => {}); // e.g. ICMP errors from a vanished client
       resolve(sock);
@@ -98,7 +107,9 @@ process.on('SIGTERM', shutdown);
 process.on('SIGINT', shutdown);
 
 try {
-  await Promise.all([...opts.tcp.map(listenTcp), ...opts.udp.map(listenUdp)]);
+  await Promise.all(
+    FAMILIES.flatMap((f) => [...opts.tcp.map((p) => listenTcp(p, f)), ...opts.udp.map((p) => listenUdp(p, f))]),
+  );
 } catch (err) {
   process.stderr.write(`echo-server ${opts.name}: listen failed: ${err.message}\n`);
   process.exit(1);

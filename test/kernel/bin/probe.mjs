@@ -2,6 +2,7 @@
 // Test client: N sequential probes, each on a fresh socket (so a fresh ephemeral port and a fresh
 // conntrack entry). Prints one JSON array: {ok:true,reply} or {ok:false,error}.
 // Usage: node probe.mjs --proto tcp|udp --ip IP --port P [--count N] [--timeout MS] [--interval MS]
+// IP is an IPv4 or an IPv6 address (no brackets); the source address is the kernel's choice.
 import net from 'node:net';
 import dgram from 'node:dgram';
 
@@ -22,7 +23,7 @@ function parseArgs(argv) {
     }
   }
   if (o.proto !== 'tcp' && o.proto !== 'udp') throw new Error('--proto must be tcp or udp');
-  if (net.isIPv4(o.ip) === false) throw new Error('--ip must be an IPv4 address');
+  if (net.isIP(o.ip) === 0) throw new Error('--ip must be an IPv4 or IPv6 address');
   for (const k of ['port', 'count', 'timeout', 'interval']) {
     if (!Number.isInteger(o[k]) || o[k] < 0) throw new Error(`--${k} must be a non-negative integer`);
   }
@@ -82,7 +83,7 @@ function probeTcp() {
 function probeUdp() {
   return new Promise((resolve) => {
     let done = false;
-    const sock = dgram.createSocket('udp4');
+    const sock = dgram.createSocket(net.isIPv6(opts.ip) ? 'udp6' : 'udp4');
     const finish = (result) => {
       if (done) return;
       done = true;

@@ -1,7 +1,7 @@
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
-const REQUIRED_TOOLS = ['ip', 'iptables-restore', 'iptables-save', 'conntrack'] as const;
+const REQUIRED_TOOLS = ['ip', 'iptables-restore', 'iptables-save', 'ip6tables-restore', 'ip6tables-save', 'conntrack'] as const;
 
 function onPath(tool: string): boolean {
   const dirs = (process.env['PATH'] ?? '').split(delimiter).filter((d) => d !== '');
@@ -24,6 +24,8 @@ export function requireKernelTestPrereqs(): void {
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) {
     problems.push('must run as root (network namespaces and netfilter need CAP_NET_ADMIN)');
   }
+  // The lab is dual-stack: a kernel without IPv6 (or booted with ipv6.disable=1) has no /proc/sys/net/ipv6.
+  if (!existsSync('/proc/sys/net/ipv6')) problems.push('the kernel has no IPv6 (/proc/sys/net/ipv6 is missing)');
   const missing = REQUIRED_TOOLS.filter((t) => !onPath(t));
   if (missing.length > 0) {
     problems.push(`missing on PATH (${process.env['PATH'] ?? ''}): ${missing.join(', ')}`);
