@@ -15,7 +15,7 @@ const SUITES = [
 ] as const;
 
 /** Emulated CPUs run the suites roughly ten times slower than the host. */
-const GUEST_RUN_MS = 900_000;
+const GUEST_RUN_MS = 1_800_000;
 
 describe('IPVS backend in a real IPVS kernel (QEMU guest)', () => {
   // One vCPU: under TCG a second one made process starts (and so these suites) slower here.
