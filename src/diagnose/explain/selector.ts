@@ -1,0 +1,99 @@
+// Selector matching and the nearest miss: which Pods come closest to a Service's selector, and how they differ.
+import type { PodInfo } from './objects.js';
+
+export function selectorText(selector: ReadonlyMap<string, string>): string {
+  return [...selector].map(([k, v]) => `${k}=${v}`).join(',');
+}
+
+/** A Service's selector matches a Pod when every key is there with the same value (equality only, as the API's). */
+export function selects(selector: ReadonlyMap<string, string>, labels: ReadonlyMap<string, string>): boolean {
+  if (selector.size === 0) return false;
+  for (const [k, v] of selector) if (labels.get(k) !== v) return false;
+  return true;
+}
+
+/** How one selector key fails on a Pod. */
+export interface LabelDifference {
+  readonly key: string;
+  readonly wanted: string;
+  /** The Pod's value; undefined when it lacks the key. */
+  readonly actual: string | undefined;
+}
+
+export interface NearMiss {
+  /** Pods that differ from the selector in exactly these keys, by name. */
+  readonly pods: readonly PodInfo[];
+  readonly differences: readonly LabelDifference[];
+}
+
+/**
+ * The Pods closest to `selector`: most keys with the wanted value, then most keys present with another value.
+ * Grouped by how they differ (a Deployment's Pods differ alike), best groups first, at most `maxGroups`.
+ */
+export function nearestMisses(selector: ReadonlyMap<string, string>, pods: readonly PodInfo[], maxGroups = 2): NearMiss[] {
+  const groups = new Map<string, { score: number; pods: PodInfo[]; differences: LabelDifference[] }>();
+  for (const pod of pods) {
+    let score = 0;
+    const differences: LabelDifference[] = [];
+    for (const [key, wanted] of selector) {
+      const actual = pod.labels.get(key);
+      if (actual === wanted) score += 2;
+      else {
+        if (actual !== undefined) score += 1;
+        differences.push({ key, wanted, actual });
+      }
+    }
+    // A Pod that shares nothing with the selector is not "close".
+    if (score === 0) continue;
+    const signature = differences.map((d) => `${d.key}\u0000${d.actual ?? '\u0001'}`).join('\u0000');
+    const group = groups.get(signature);
+    if (group === undefined) groups.set(signature, { score, pods: [pod], differences });
+    else group.pods.push(pod);
+  }
+  return [...groups.values()]
+    .sort((a, b) => b.score - a.score || b.pods.length - a.pods.length)
+    .slice(0, maxGroups)
+    .map((g) => ({ pods: g.pods.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)), differences: g.differences }));
+}
+
+export function differenceText(d: LabelDifference): string {
+  return d.actual === undefined ? `no label ${d.key} (selector wants ${d.key}=${d.wanted})` : `${d.key}=${d.actual} (selector wants ${d.wanted})`;
+}
+
+/** Levenshtein distance, for "did you mean" suggestions. */
+export function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + cost);
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}
+
+/** Names like `name`: a small edit distance, or one contains the other. Closest first, at most `max`. */
+export function similarNames(name: string, candidates: readonly string[], max = 5): string[] {
+  const limit = Math.max(1, Math.floor(name.length / 3));
+  const prefix = Math.max(3, Math.ceil(name.length / 2));
+  return candidates
+    .filter((c) => c !== name)
+    .map((c) => ({ c, d: editDistance(name, c) }))
+    .filter(
+      ({ c, d }) =>
+        d <= limit ||
+        (Math.min(c.length, name.length) >= 3 && (c.includes(name) || name.includes(c))) ||
+        commonPrefix(c, name) >= prefix,
+    )
+    .sort((x, y) => x.d - y.d || (x.c < y.c ? -1 : 1))
+    .slice(0, max)
+    .map(({ c }) => c);
+}
+
+function commonPrefix(a: string, b: string): number {
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return i;
+}
