@@ -50,8 +50,13 @@ export function nearestMisses(selector: ReadonlyMap<string, string>, pods: reado
     if (group === undefined) groups.set(signature, { score, pods: [pod], differences });
     else group.pods.push(pod);
   }
+  // Only the best score: a Pod further off is noise. Ties (one key, several values) go by how alike the values are.
+  const best = Math.max(0, ...[...groups.values()].map((g) => g.score));
+  const distance = (g: { differences: LabelDifference[] }): number =>
+    g.differences.reduce((sum, d) => sum + (d.actual === undefined ? d.wanted.length : editDistance(d.wanted, d.actual)), 0);
   return [...groups.values()]
-    .sort((a, b) => b.score - a.score || b.pods.length - a.pods.length)
+    .filter((g) => g.score === best)
+    .sort((a, b) => distance(a) - distance(b) || b.pods.length - a.pods.length)
     .slice(0, maxGroups)
     .map((g) => ({ pods: g.pods.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)), differences: g.differences }));
 }
@@ -60,18 +65,20 @@ export function differenceText(d: LabelDifference): string {
   return d.actual === undefined ? `no label ${d.key} (selector wants ${d.key}=${d.wanted})` : `${d.key}=${d.actual} (selector wants ${d.wanted})`;
 }
 
-/** Levenshtein distance, for "did you mean" suggestions. */
+/** Edit distance with adjacent transpositions counted as one edit (`wbe` is one typo from `web`). */
 export function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  const rows: number[][] = [Array.from({ length: b.length + 1 }, (_, j) => j)];
   for (let i = 1; i <= a.length; i++) {
-    const current = [i];
+    const row = [i];
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + cost);
+      let d = Math.min((rows[i - 1]?.[j] ?? 0) + 1, (row[j - 1] ?? 0) + 1, (rows[i - 1]?.[j - 1] ?? 0) + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, (rows[i - 2]?.[j - 2] ?? 0) + 1);
+      row[j] = d;
     }
-    previous = current;
+    rows.push(row);
   }
-  return previous[b.length] ?? 0;
+  return rows[a.length]?.[b.length] ?? 0;
 }
 
 /** Names like `name`: a small edit distance, or one contains the other. Closest first, at most `max`. */
