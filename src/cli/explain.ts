@@ -1,7 +1,4 @@
-import { ApiError, KubeApiClient } from '../sources/kube/api-client.js';
-import { KubeconfigError, loadKubeConfig } from '../sources/kube/kubeconfig.js';
 import { readManifests } from '../sources/read-manifests.js';
-import { apiInput } from '../diagnose/explain/api-input.js';
 import { ExplainInputError, type ExplainInput, explainService } from '../diagnose/explain/analyze.js';
 import { manifestInput } from '../diagnose/explain/manifest-input.js';
 import { explanationJson, explanationText } from '../diagnose/explain/render.js';
@@ -48,7 +45,11 @@ export async function runExplain(req: ExplainRequest, io: Io): Promise<number> {
     const source = `the input (${req.files.map((f) => (f === '-' ? '<stdin>' : f)).join(', ')})`;
     input = manifestInput(parsed.objects, namespace, name, nodeName, source);
   } else {
-    let client: KubeApiClient;
+    // Loaded only here: client-node costs some 150 ms at start, which -f never needs.
+    const { ApiError, KubeApiClient } = await import('../sources/kube/api-client.js');
+    const { KubeconfigError, loadKubeConfig } = await import('../sources/kube/kubeconfig.js');
+    const { apiInput } = await import('../diagnose/explain/api-input.js');
+    let client: InstanceType<typeof KubeApiClient>;
     try {
       client = new KubeApiClient(loadKubeConfig(req.kubeconfig).kc);
     } catch (e) {
