@@ -54,9 +54,12 @@ export function nearestMisses(selector: ReadonlyMap<string, string>, pods: reado
   const best = Math.max(0, ...[...groups.values()].map((g) => g.score));
   const distance = (g: { differences: LabelDifference[] }): number =>
     g.differences.reduce((sum, d) => sum + (d.actual === undefined ? d.wanted.length : editDistance(d.wanted, d.actual)), 0);
+  // After the closest group, only groups whose values look like typos of the wanted ones (not every other app).
+  const alike = (g: { differences: LabelDifference[] }): boolean => g.differences.every((d) => d.actual !== undefined && similar(d.wanted, d.actual));
   return [...groups.values()]
     .filter((g) => g.score === best)
     .sort((a, b) => distance(a) - distance(b) || b.pods.length - a.pods.length)
+    .filter((g, i) => i === 0 || alike(g))
     .slice(0, maxGroups)
     .map((g) => ({ pods: g.pods.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)), differences: g.differences }));
 }
@@ -83,20 +86,21 @@ export function editDistance(a: string, b: string): number {
 
 /** Names like `name`: a small edit distance, or one contains the other. Closest first, at most `max`. */
 export function similarNames(name: string, candidates: readonly string[], max = 5): string[] {
-  const limit = Math.max(1, Math.floor(name.length / 3));
-  const prefix = Math.max(3, Math.ceil(name.length / 2));
   return candidates
     .filter((c) => c !== name)
     .map((c) => ({ c, d: editDistance(name, c) }))
-    .filter(
-      ({ c, d }) =>
-        d <= limit ||
-        (Math.min(c.length, name.length) >= 3 && (c.includes(name) || name.includes(c))) ||
-        commonPrefix(c, name) >= prefix,
-    )
+    .filter(({ c }) => similar(name, c))
     .sort((x, y) => x.d - y.d || (x.c < y.c ? -1 : 1))
     .slice(0, max)
     .map(({ c }) => c);
+}
+
+/** `b` looks like a typo or a variant of `a`: a small edit distance, containment, or a long common prefix. */
+export function similar(a: string, b: string): boolean {
+  if (a === b) return true;
+  if (editDistance(a, b) <= Math.max(1, Math.floor(a.length / 3))) return true;
+  if (Math.min(a.length, b.length) >= 3 && (a.includes(b) || b.includes(a))) return true;
+  return commonPrefix(a, b) >= Math.max(3, Math.ceil(a.length / 2));
 }
 
 function commonPrefix(a: string, b: string): number {
