@@ -498,7 +498,7 @@ class Context {
         severity: 'warning',
         message:
           `Service port ${portText(port)} has targetPort ${target}, which no selected Pod declares; they declare ${declaredText(declared)}. ` +
-          `Declaring container ports is optional, so this may be right; if the application listens on ${suggestion?.containerPort ?? 'another port'}, connections to this port are refused`,
+          `Declaring container ports is optional, so this may be right; if the application listens on ${suggestion?.containerPort ?? 'another port'}, connections through the Service are refused`,
         fix:
           `check where the application listens (kubectl -n ${d.namespace} port-forward pod/${pods[0]?.name ?? ''} ${target}); ` +
           `if on ${suggestion?.containerPort ?? '<port>'}, set targetPort: ${suggestion?.name || suggestion?.containerPort || '<port>'}`,

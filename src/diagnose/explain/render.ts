@@ -59,7 +59,7 @@ export function explanationText(e: Explanation): string {
     lines.push(`Service ${e.service}  (seen from node ${e.node})`);
   } else {
     const ips = s.clusterIPs.join(',');
-    const facts = [s.type, ...(ips === 'None' ? ['clusterIP None (headless)'] : ips !== '' ? [ips] : []), `selector ${s.selector === '' ? '<none>' : s.selector}`];
+    const facts = [ips === 'None' ? 'headless (clusterIP None)' : s.type, ...(ips !== 'None' && ips !== '' ? [ips] : []), `selector ${s.selector === '' ? '<none>' : s.selector}`];
     if (s.internalTrafficPolicy === 'Local') facts.push('internalTrafficPolicy Local');
     if (s.externalTrafficPolicy === 'Local') facts.push('externalTrafficPolicy Local');
     if (s.affinity !== undefined) facts.push(`sessionAffinity ${s.affinity}`);
@@ -85,7 +85,7 @@ export function explanationText(e: Explanation): string {
       lines.push(`  ${mark} ${addr.padEnd(21)} ${endpointState(ep).padEnd(20)} ${(ep.node ?? '-').padEnd(12)} ${ep.pod ?? '-'}`);
     }
   });
-  if (e.ports.some((p) => p.endpoints.length > 0) && s !== undefined && s.families.some((f) => f.length > 0)) {
+  if (s !== undefined && s.families.some((f) => f.some((v) => v.used.length > 0))) {
     lines.push('  (* = endpoints this node sends new ClusterIP connections to)');
   }
   if (e.findings.length > 0) lines.push('');
