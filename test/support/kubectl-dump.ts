@@ -3,7 +3,7 @@
 // generateName, ownerReferences), the fields it defaults, keys in alphabetical order, and EndpointSlices as
 // the controller writes them (`ports: null`, `endpoints: null` for a Service with no Pod to list).
 import { createHash } from 'node:crypto';
-import { stringify } from 'yaml';
+import { Document, visit } from 'yaml';
 
 export type K8sObject = Record<string, unknown>;
 
@@ -14,13 +14,17 @@ function uid(seed: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 
-let rv = 40_000;
+/** A resourceVersion that depends on the object only, so a dump is the same text however often it is built. */
+function rv(seed: string): string {
+  return String(40_000 + (Number.parseInt(createHash('sha256').update(seed).digest('hex').slice(0, 6), 16) % 900_000));
+}
+
 function meta(kind: string, namespace: string | undefined, name: string, extra: K8sObject = {}): K8sObject {
   return {
     creationTimestamp: CREATED,
     name,
     ...(namespace !== undefined ? { namespace } : {}),
-    resourceVersion: String(++rv),
+    resourceVersion: rv(`${kind}/${namespace ?? ''}/${name}`),
     uid: uid(`${kind}/${namespace ?? ''}/${name}`),
     ...extra,
   };
@@ -266,7 +270,7 @@ export function kNode(name: string, ip: string, zone?: string): K8sObject {
         ...(zone !== undefined ? { 'topology.kubernetes.io/zone': zone } : {}),
       },
       name,
-      resourceVersion: String(++rv),
+      resourceVersion: rv(`Node/${name}`),
       uid: uid(`Node/${name}`),
     },
     spec: { podCIDR: '10.244.1.0/24', podCIDRs: ['10.244.1.0/24'] },
@@ -289,7 +293,26 @@ function sortKeys(value: unknown): unknown {
   return out;
 }
 
-/** The `kubectl get ... -A -o yaml` text of these objects: a List, keys sorted, sequences not indented (go-yaml's style). */
-export function kubectlYaml(items: readonly K8sObject[]): string {
-  return stringify(sortKeys({ apiVersion: 'v1', items, kind: 'List', metadata: { resourceVersion: '' } }), { indentSeq: false, lineWidth: 0 });
+const KIND_ORDER = ['Service', 'EndpointSlice', 'Pod', 'Node'];
+
+function itemKey(o: K8sObject): string {
+  const m = (o['metadata'] ?? {}) as Record<string, unknown>;
+  const kind = KIND_ORDER.indexOf(String(o['kind']));
+  return `${kind < 0 ? 9 : kind}\u0000${String(m['namespace'] ?? '')}\u0000${String(m['name'] ?? '')}`;
+}
+
+/**
+ * The `kubectl get svc,endpointslices,pods,nodes -A -o yaml` text of these objects: a List of the kinds in that
+ * order, each by namespace and name; keys sorted, sequences not indented, timestamps quoted (go-yaml's style).
+ */
+export function kubectlYaml(objects: readonly K8sObject[]): string {
+  const items = [...objects].sort((a, b) => (itemKey(a) < itemKey(b) ? -1 : itemKey(a) > itemKey(b) ? 1 : 0));
+  const doc = new Document(sortKeys({ apiVersion: 'v1', items, kind: 'List', metadata: { resourceVersion: '' } }));
+  // go-yaml quotes strings that YAML 1.1 would read as something else: timestamps among them.
+  visit(doc, {
+    Scalar(_, node) {
+      if (typeof node.value === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/.test(node.value)) node.type = 'QUOTE_DOUBLE';
+    },
+  });
+  return doc.toString({ indentSeq: false, lineWidth: 0 });
 }

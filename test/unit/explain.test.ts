@@ -530,12 +530,20 @@ describe('explain helpers', () => {
     expect(similarNames('payments-api', ['payments-worker', 'orders'])).toEqual(['payments-worker']);
   });
 
-  it('nearestMisses keeps only the best score, ties ordered by how alike the values are', () => {
+  it('nearestMisses keeps only the best score, ties ordered by how alike the values are, unrelated values left out', () => {
     const pod = (name: string, labels: Record<string, string>) => ({ name, labels: new Map(Object.entries(labels)) }) as unknown as PodInfo;
-    const misses = nearestMisses(new Map([['app', 'checkout']]), [pod('a', { app: 'cart' }), pod('b', { app: 'checkouts' }), pod('c', { tier: 'web' })]);
+    const misses = nearestMisses(new Map([['app', 'checkout']]), [
+      pod('a', { app: 'cart' }),
+      pod('b', { app: 'checkouts' }),
+      pod('c', { tier: 'web' }),
+      pod('d', { app: 'check-out-v2' }),
+    ]);
     expect(misses.map((m) => [m.pods.map((p) => p.name), m.differences])).toEqual([
       [['b'], [{ key: 'app', wanted: 'checkout', actual: 'checkouts' }]],
-      [['a'], [{ key: 'app', wanted: 'checkout', actual: 'cart' }]],
+      [['d'], [{ key: 'app', wanted: 'checkout', actual: 'check-out-v2' }]],
     ]);
+    // Two keys: a Pod with one right beats any with none right.
+    const two = nearestMisses(new Map([['app', 'api'], ['tier', 'backend']]), [pod('x', { app: 'api', tier: 'frontend' }), pod('y', { app: 'apis', tier: 'backends' })]);
+    expect(two.map((m) => m.pods.map((p) => p.name))).toEqual([['x']]);
   });
 });
