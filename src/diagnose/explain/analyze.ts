@@ -4,7 +4,7 @@
 // exactly as every backend renders it. The Pods only explain what the slices show.
 import type { PortSelection } from '../../model/categorize.js';
 import { endpointsForPort } from '../../model/endpoints.js';
-import { normalizeEndpointSlice, SERVICE_NAME_LABEL } from '../../model/endpoint-slice.js';
+import { HEADLESS_LABEL, normalizeEndpointSlice, SERVICE_NAME_LABEL } from '../../model/endpoint-slice.js';
 import { type JsonObject, isObject, labelsOf } from '../../model/fields.js';
 import { ALL_FAMILIES, mergeNodeIPs } from '../../model/ip.js';
 import { nodeIPsOf } from '../../model/node.js';
@@ -12,7 +12,6 @@ import { normalizeService, SERVICE_PROXY_NAME_LABEL } from '../../model/service.
 import { viewService } from '../../model/service-view.js';
 import { ClusterState } from '../../model/state.js';
 import type { Endpoint, EndpointSlice, Service, ServicePortSpec } from '../../model/types.js';
-import { HEADLESS_LABEL } from '../../model/endpoint-slice.js';
 import {
   type DetailPort,
   type PodInfo,
