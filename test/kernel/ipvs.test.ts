@@ -1,6 +1,7 @@
 // The IPVS backend in a kernel that has IPVS: the host's has not, so one QEMU guest (test/vm) runs the IPVS
-// suites with its own vitest: the shared packet suites (clusterip, policies) with SWITCHBOARD_KERNEL_BACKEND=ipvs,
-// and test/guest's IPVS-only ones. Each suite becomes one test here, which fails with the guest's messages.
+// suites with its own vitest: the shared packet suites (clusterip, policies, external) with
+// SWITCHBOARD_KERNEL_BACKEND=ipvs, and test/guest's IPVS-only ones. Each suite becomes one test here, which
+// fails with the guest's messages.
 import { relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { useVm } from '../vm/use-vm.js';
@@ -10,6 +11,7 @@ import { REPO_ROOT, type VitestJsonReport, runVitestInVm } from '../vm/vm.js';
 const SUITES = [
   'test/kernel/clusterip.test.ts',
   'test/kernel/policies.test.ts',
+  'test/kernel/external.test.ts',
   'test/guest/ipvs.guest.test.ts',
   'test/guest/ipvs-agent.guest.test.ts',
 ] as const;
