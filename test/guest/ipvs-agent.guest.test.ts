@@ -1,6 +1,7 @@
 // The agent with --backend ipvs in a kernel with IPVS (the QEMU guest; see test/vm): its partial syncs,
 // which diff against what the agent last applied rather than the kernel, must keep the IPVS table, the sets
-// and kube-ipvs0 in step with real packets; deleting kube-ipvs0 from outside must be repaired.
+// and kube-ipvs0 in step with real packets; deleting kube-ipvs0 from outside must be repaired. The health-check
+// node port of an eTP Local LoadBalancer answers a client off the node.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { endpointSlice, service, type K8sObject } from '../support/objects.js';
 import { type Agent, type ApiFixture, eventually, useAgentLab } from '../kernel/agent-harness.js';
@@ -13,13 +14,18 @@ const C = { name: 'c', ip: '10.244.2.2' };
 const WEB_IP = '10.96.5.10';
 /** Generous: the guest's CPUs are emulated. */
 const CHANGE_BOUND_MS = 20_000;
+/**
+ * The agent's start and first full sync: on an emulated CPU of a busy host this took over 60 s once. Each test
+ * gets this on top of the guest's 120 s test timeout.
+ */
+const AGENT_READY_MS = 120_000;
 
 const node: K8sObject = { apiVersion: 'v1', kind: 'Node', metadata: { name: NODE_NAME } };
 const web = service({ name: 'web', clusterIP: WEB_IP, ports: [{ port: 80, targetPort: 8080 }] });
 const slice = (ips: string[]): K8sObject =>
   endpointSlice({ name: 'web-1', service: 'web', ports: [{ port: 8080 }], endpoints: ips.map((ip) => ({ ip, nodeName: NODE_NAME })) });
 
-describe('switchboard run --backend ipvs (end to end)', () => {
+describe('switchboard run --backend ipvs (end to end)', { timeout: 120_000 + AGENT_READY_MS }, () => {
   let lab: Lab;
   let files: TempFiles;
   let api: ApiFixture;
@@ -49,7 +55,7 @@ describe('switchboard run --backend ipvs (end to end)', () => {
     api.server.apply(web);
     api.server.apply(slice([A.ip]));
     const started = api.startAgent({ extraArgs: ['--backend', 'ipvs'] });
-    await started.ready(60_000);
+    await started.ready(AGENT_READY_MS);
     await expectSeen(['ok:a'], 'programmed at start');
     return started;
   }
@@ -58,7 +64,7 @@ describe('switchboard run --backend ipvs (end to end)', () => {
     await lab.resetNetfilter();
     await resetIpvs(lab);
     agent = api.startAgent({ extraArgs: ['--backend', 'ipvs'] });
-    await agent.ready(60_000);
+    await agent.ready(AGENT_READY_MS);
 
     api.server.apply(web);
     api.server.apply(slice([A.ip]));
@@ -117,5 +123,52 @@ describe('switchboard run --backend ipvs (end to end)', () => {
     const failures = agent.records().filter((r) => String(r['msg'] ?? '').startsWith('sync failed'));
     expect(failures).toEqual([]);
     expect(agent.records().some((r) => r['msg'] === 'full sync applied' && r['reason'] !== 'initial sync')).toBe(true);
+  });
+
+  it('serves the health-check node port of an eTP Local LoadBalancer to a client off the node: 200, then 503 without a local endpoint', async () => {
+    await lab.resetNetfilter();
+    await resetIpvs(lab);
+    const HCNP = 32111;
+    const lb = service({
+      name: 'lb',
+      type: 'LoadBalancer',
+      clusterIP: '10.96.5.20',
+      ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: 31080 }],
+      externalTrafficPolicy: 'Local',
+      healthCheckNodePort: HCNP,
+      loadBalancerIngress: [{ ip: '203.0.113.40' }],
+    });
+    const lbSlice = (nodeName: string): K8sObject =>
+      endpointSlice({ name: 'lb-1', service: 'lb', ports: [{ name: 'http', port: 8080 }], endpoints: [{ ip: A.ip, nodeName }] });
+    /** GET on the node IP's health-check port from pod c, through the node's INPUT rules. */
+    const health = async (): Promise<{ status: number; body: string }> => {
+      // Before the listener is up the connection fails: status 0, so `eventually` keeps polling.
+      const script =
+        `try { const r = await fetch('http://${lab.nodeIP}:${HCNP}/', { signal: AbortSignal.timeout(10_000) }); ` +
+        `console.log(JSON.stringify({ status: r.status, body: await r.text() })); } ` +
+        `catch (e) { console.log(JSON.stringify({ status: 0, body: String(e) })); }`;
+      const r = await lab.exec('c', process.execPath, ['--input-type=module', '-e', script]);
+      return JSON.parse(r.stdout) as { status: number; body: string };
+    };
+    api.server.apply(lb);
+    api.server.apply(lbSlice(NODE_NAME));
+    agent = api.startAgent({ extraArgs: ['--backend', 'ipvs'] });
+    await agent.ready(AGENT_READY_MS);
+
+    let last = { status: 0, body: '' };
+    const status = (want: number) => async (): Promise<boolean | string> => {
+      last = await health();
+      return last.status === want ? true : JSON.stringify(last);
+    };
+    await eventually(status(200), CHANGE_BOUND_MS, 'health check 200');
+    expect(JSON.parse(last.body)).toMatchObject({ localEndpoints: 1 });
+    // The port is in upstream's set, accepted in filter KUBE-NODE-PORT from INPUT.
+    expect((await lab.exec('node', 'ipset', ['list', 'KUBE-HEALTH-CHECK-NODE-PORT'])).stdout).toMatch(new RegExp(`^${HCNP}$`, 'm'));
+    expect(await lab.iptablesSave('filter')).toContain('--match-set KUBE-HEALTH-CHECK-NODE-PORT dst -j ACCEPT');
+    // The endpoint moves to another node: load balancers must skip this one.
+    api.server.apply(lbSlice('node-b'));
+    await eventually(status(503), CHANGE_BOUND_MS, 'health check 503');
+    api.server.remove('Service', 'default', 'lb');
+    api.server.remove('EndpointSlice', 'default', 'lb-1');
   });
 });

@@ -1,8 +1,22 @@
 // Real packets for external traffic: NodePorts, external IPs, load-balancer IPs and their source ranges, and
 // externalTrafficPolicy, from an external client routed to the node, from pods and from the node itself.
+// Runs on the host for iptables and nftables, and in the QEMU guest for IPVS (test/kernel/ipvs.test.ts).
 import { beforeAll, describe, expect, it } from 'vitest';
 import { endpointSlice, service, type EndpointSpec, type IngressSpec, type K8sObject } from '../support/objects.js';
-import { NODE_NAME, REMOTE_NODE, TempFiles, FLAVOURS, applyObjects, outcomes, podsHit, useKernelLab, compileApply, nftTable } from './helpers.js';
+import {
+  NODE_NAME,
+  REMOTE_NODE,
+  TempFiles,
+  FLAVOURS,
+  applyObjects,
+  outcomes,
+  podsHit,
+  useKernelLab,
+  compileApply,
+  ipvsState,
+  ipvsTable,
+  nftTable,
+} from './helpers.js';
 import { type Lab } from './lab/index.js';
 
 const A = { name: 'a', ip: '10.244.1.2', tcpPorts: [8080], udpPorts: [8080] }; // on this node (node-a)
@@ -12,6 +26,8 @@ const C = { name: 'c', ip: '10.244.2.2' }; // a client pod
 const X = { name: 'x', ip: '192.168.50.2' };
 const Y = { name: 'y', ip: '198.51.100.7' };
 const NODE_IP = '10.0.0.10';
+/** Another address of the node, added by the NodePort-addresses test. */
+const OTHER_NODE_IP = '10.0.1.10';
 
 const local = (ip: string): EndpointSpec => ({ ip, nodeName: NODE_NAME });
 const remote = (ip: string): EndpointSpec => ({ ip, nodeName: REMOTE_NODE });
@@ -50,8 +66,12 @@ describe.each(FLAVOURS)('external traffic on a real kernel ($name)', ({ backend,
   beforeAll(() => {
     ({ lab, files } = ctx);
   });
-  /** What this backend programmed, as text: iptables-save, or the nftables table. */
-  const ruleset = async (): Promise<string> => (backend === 'nftables' ? nftTable(lab) : lab.iptablesSave());
+  /** What this backend programmed, as text: iptables-save, the nftables table, or for IPVS iptables-save and the IPVS table, sets and bound addresses. */
+  const ruleset = async (): Promise<string> => {
+    if (backend === 'nftables') return nftTable(lab);
+    const save = await lab.iptablesSave();
+    return backend === 'ipvs' ? `${save}\n${await ipvsState(lab)}` : save;
+  };
   const peers = async (from: string, ip: string, port: number, count = 6, proto: 'tcp' | 'udp' = 'tcp') => {
     const r = await lab.probe(from, { proto, ip, port, count, timeoutMs: 1000 });
     return { pods: new Set(podsHit(r)), peers: new Set(r.map((p) => (p.ok ? p.reply.peer : ''))) };
@@ -83,13 +103,23 @@ describe.each(FLAVOURS)('external traffic on a real kernel ($name)', ({ backend,
   });
 
   it('eTP Local: outside clients reach only local endpoints with their source kept; pods still reach all', async () => {
-    await applyObjects(lab, files, svc('local', '10.96.2.3', [local(A.ip), remote(B.ip)], { nodePort: 30082, etpLocal: true }), flags);
-    const ext = await peers('x', NODE_IP, 30082, 8);
-    expect([...ext.pods]).toEqual(['a']);
-    expect([...ext.peers]).toEqual([X.ip]);
-    // A pod's traffic to the NodePort short-circuits to every endpoint (upstream's "pod traffic" rule).
+    const objects = svc('local', '10.96.2.3', [local(A.ip), remote(B.ip)], {
+      type: 'LoadBalancer',
+      nodePort: 30082,
+      etpLocal: true,
+      externalIPs: ['203.0.113.40'],
+      ingress: [{ ip: '203.0.113.41' }],
+    });
+    await applyObjects(lab, files, objects, flags);
+    for (const [ip, port] of [[NODE_IP, 30082], ['203.0.113.40', 80], ['203.0.113.41', 80]] as const) {
+      const ext = await peers('x', ip, port, 8);
+      expect([...ext.pods], `${ip}:${port}`).toEqual(['a']);
+      expect([...ext.peers], `${ip}:${port}`).toEqual([X.ip]);
+    }
+    // A pod's traffic to the NodePort short-circuits to every endpoint (upstream's "pod traffic" rule). IPVS has
+    // one virtual server for every client, with only the local endpoints (as upstream; docs/backends/ipvs.md).
     const pod = await peers('c', NODE_IP, 30082, 12);
-    expect([...pod.pods].sort()).toEqual(['a', 'b']);
+    expect([...pod.pods].sort()).toEqual(backend === 'ipvs' ? ['a'] : ['a', 'b']);
   });
 
   it('eTP Local without a local endpoint: dropped from outside, served from a pod and from the node', async () => {
@@ -124,22 +154,42 @@ describe.each(FLAVOURS)('external traffic on a real kernel ($name)', ({ backend,
       }),
       flags,
     );
-    expect(podsHit(await lab.probe('x', { proto: 'tcp', ip: '203.0.113.10', port: 80 }))).toEqual(['a']);
-    expect(podsHit(await lab.probe('x', { proto: 'tcp', ip: '203.0.113.11', port: 80 }))).toEqual(['a']);
+    // eTP Cluster: masqueraded, as through the NodePort.
+    for (const ip of ['203.0.113.10', '203.0.113.11']) {
+      const r = await peers('x', ip, 80, 2);
+      expect([...r.pods], ip).toEqual(['a']);
+      expect([...r.peers], ip).toEqual([NODE_IP]);
+    }
     expect(outcomes(await lab.probe('x', { proto: 'tcp', ip: '203.0.113.12', port: 80, timeoutMs: 500 }))).toEqual(['timeout']);
     expect(await ruleset()).not.toContain('203.0.113.12');
   });
 
-  it('source ranges: an allowed source is served, another dropped, and the NodePort is unaffected', async () => {
-    await applyObjects(
-      lab,
-      files,
-      svc('fw', '10.96.2.7', [local(A.ip)], { type: 'LoadBalancer', nodePort: 30086, ingress: [{ ip: '203.0.113.20' }], sourceRanges: ['192.168.50.0/24'] }),
-      flags,
-    );
-    expect(podsHit(await lab.probe('x', { proto: 'tcp', ip: '203.0.113.20', port: 80 }))).toEqual(['a']);
-    expect(outcomes(await lab.probe('y', { proto: 'tcp', ip: '203.0.113.20', port: 80, timeoutMs: 500 }))).toEqual(['timeout']);
+  it('source ranges: an allowed source is served, another dropped, and the NodePort is unaffected; /32, /0 and the node', async () => {
+    const fw = (sourceRanges: string[]) =>
+      svc('fw', '10.96.2.7', [local(A.ip)], { type: 'LoadBalancer', nodePort: 30086, ingress: [{ ip: '203.0.113.20' }], sourceRanges });
+    const lb = async (from: string) => outcomes(await lab.probe(from, { proto: 'tcp', ip: '203.0.113.20', port: 80, timeoutMs: 500 }));
+    await applyObjects(lab, files, fw(['192.168.50.0/24']), flags);
+    expect(await lb('x')).toEqual(['ok:a']);
+    expect(await lb('y')).toEqual(['timeout']);
     expect(podsHit(await lab.probe('y', { proto: 'tcp', ip: NODE_IP, port: 30086 }))).toEqual(['a']);
+    // The node is not in a range: its own connections are dropped too.
+    expect(await lb('node')).toEqual(['timeout']);
+    if (backend === 'ipvs') {
+      const members = (await lab.exec('node', 'ipset', ['list', 'KUBE-LOAD-BALANCER-SOURCE-CIDR'])).stdout;
+      expect(members).toContain('203.0.113.20,tcp:80,192.168.50.0/24');
+    }
+
+    // A full-length range (Y's address, and the node's IP, which lets the node in) and the whole space.
+    await applyObjects(lab, files, fw([`${Y.ip}/32`, `${NODE_IP}/32`]), flags);
+    expect(await lb('y')).toEqual(['ok:a']);
+    expect(await lb('x')).toEqual(['timeout']);
+    expect(await lb('node')).toEqual(['ok:a']);
+    const second = await ruleset();
+    await applyObjects(lab, files, fw([`${Y.ip}/32`, `${NODE_IP}/32`]), flags);
+    expect(await ruleset()).toBe(second);
+    await applyObjects(lab, files, fw(['0.0.0.0/0']), flags);
+    expect(await lb('x')).toEqual(['ok:a']);
+    expect(await lb('y')).toEqual(['ok:a']);
   });
 
   it('hairpin through a NodePort: a pod reaching itself is masqueraded', async () => {
@@ -169,21 +219,41 @@ describe.each(FLAVOURS)('external traffic on a real kernel ($name)', ({ backend,
     expect(podsHit(await lab.probe('x', { proto: 'tcp', ip: '203.0.113.31', port: 80 }))).toEqual(['a']);
   });
 
-  it('--nodeport-addresses limits NodePorts to the node addresses inside the CIDRs', async () => {
-    const r = await compileApply(lab, await files.write(svc('npa', '10.96.2.10', [local(A.ip)], { nodePort: 30089 })), {
-      ...flags,
-      nodePortAddresses: '10.0.0.0/24',
-    });
-    expect(r.exitCode).toBe(0);
-    expect(podsHit(await lab.probe('x', { proto: 'tcp', ip: NODE_IP, port: 30089 }))).toEqual(['a']);
-    if (backend === 'nftables') {
-      expect(await nftTable(lab)).toMatch(/set nodeport-ips \{[^}]*elements = \{ 10\.0\.0\.10 \}/s);
-      return;
+  it('NodePorts answer on every local address (nftables: the primary node IP); --nodeport-addresses limits them to those in the CIDRs', async () => {
+    // A second node address, outside 10.0.0.0/24: in the lab's node namespace, for this test only.
+    await lab.exec('node', 'ip', ['address', 'add', `${OTHER_NODE_IP}/32`, 'dev', 'eth0']);
+    try {
+      const objects = svc('npa', '10.96.2.10', [local(A.ip)], { nodePort: 30089 });
+      await applyObjects(lab, files, objects, flags);
+      expect(podsHit(await lab.probe('x', { proto: 'tcp', ip: NODE_IP, port: 30089 }))).toEqual(['a']);
+      // kube-proxy's nftables default is the primary node IP only (docs/backends/nftables.md).
+      const other = outcomes(await lab.probe('x', { proto: 'tcp', ip: OTHER_NODE_IP, port: 30089, timeoutMs: 500 }));
+      expect(other).toEqual([backend === 'nftables' ? 'refused' : 'ok:a']);
+      if (backend === 'ipvs') {
+        // Every local address but kube-ipvs0's (the ClusterIP's) and loopback gets a virtual server.
+        expect((await ipvsTable(lab)).filter((l) => l.startsWith('-A '))).toEqual([
+          `-A -t ${NODE_IP}:30089 -s rr`,
+          `-A -t ${OTHER_NODE_IP}:30089 -s rr`,
+          '-A -t 10.96.2.10:80 -s rr',
+        ]);
+      }
+
+      await applyObjects(lab, files, objects, { ...flags, nodePortAddresses: '10.0.0.0/24' });
+      expect(podsHit(await lab.probe('x', { proto: 'tcp', ip: NODE_IP, port: 30089 }))).toEqual(['a']);
+      expect(outcomes(await lab.probe('x', { proto: 'tcp', ip: OTHER_NODE_IP, port: 30089, timeoutMs: 500 }))).toEqual(['refused']);
+      // 127.0.0.1 is outside the CIDRs: not a NodePort address now.
+      expect(outcomes(await lab.probe('node', { proto: 'tcp', ip: '127.0.0.1', port: 30089, timeoutMs: 500 }))).toEqual(['refused']);
+      if (backend === 'nftables') {
+        expect(await nftTable(lab)).toMatch(/set nodeport-ips \{[^}]*elements = \{ 10\.0\.0\.10 \}/s);
+      } else if (backend === 'ipvs') {
+        expect((await ipvsTable(lab)).filter((l) => l.startsWith('-A '))).toEqual([`-A -t ${NODE_IP}:30089 -s rr`, '-A -t 10.96.2.10:80 -s rr']);
+      } else {
+        const nat = await lab.iptablesSave('nat');
+        expect(nat).toMatch(new RegExp(`-A KUBE-SERVICES -d ${NODE_IP.replaceAll('.', '\\.')}/32 .*-j KUBE-NODEPORTS`));
+        expect(nat).not.toContain('--dst-type LOCAL -j KUBE-NODEPORTS');
+      }
+    } finally {
+      await lab.exec('node', 'ip', ['address', 'del', `${OTHER_NODE_IP}/32`, 'dev', 'eth0']);
     }
-    const nat = await lab.iptablesSave('nat');
-    expect(nat).toMatch(new RegExp(`-A KUBE-SERVICES -d ${NODE_IP.replaceAll('.', '\\.')}/32 .*-j KUBE-NODEPORTS`));
-    expect(nat).not.toContain('--dst-type LOCAL -j KUBE-NODEPORTS');
-    // 127.0.0.1 is outside the CIDRs: not a NodePort address now.
-    expect(outcomes(await lab.probe('node', { proto: 'tcp', ip: '127.0.0.1', port: 30089, timeoutMs: 500 }))).toEqual(['refused']);
   });
 });

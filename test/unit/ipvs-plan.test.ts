@@ -7,8 +7,9 @@ import {
   parseIpvsadmSave,
   virtualServerKey,
 } from '../../src/backends/ipvs/ipvsadm.js';
-import { type IpvsDesired, type IpvsKernelState, UNKNOWN_KERNEL_STATE, needsCounts, planIpvs } from '../../src/backends/ipvs/plan.js';
+import { type IpvsDesired, type IpvsKernelState, UNKNOWN_KERNEL_STATE, needsCounts, ourVirtualServers, planIpvs } from '../../src/backends/ipvs/plan.js';
 import { KUBE_CLUSTER_IP, KUBE_IPVS_IPS } from '../../src/backends/ipvs/rules.js';
+import { KUBE_NODE_PORT_SCTP, KUBE_NODE_PORT_TCP, KUBE_NODE_PORT_UDP } from '../../src/backends/ipvs/sets.js';
 
 const BODY = { filter: '-A KUBE-SERVICES x\n', nat: '-A KUBE-POSTROUTING y\n' };
 const rulesPayload = (b: typeof BODY) => `*filter\n${b.filter}COMMIT\n*nat\n${b.nat}COMMIT\n`;
@@ -201,5 +202,35 @@ describe('planIpvs', () => {
     const before = plan(want, UNKNOWN_KERNEL_STATE).after;
     expect(plan(want, before).rules).toBeUndefined();
     expect(plan(want, { ...before, rulesBody: undefined }).rules).toBe(rulesPayload(BODY));
+  });
+
+  it('ours: virtual servers on owned addresses, and NodePorts by our sets on any address; a NodePort no longer wanted goes', () => {
+    const all = parseIpvsadmSave(
+      [
+        '-A -t 10.96.0.10:80 -s rr',
+        '-a -t 10.96.0.10:80 -r 10.244.1.2:8080 -m -w 1',
+        // A NodePort on an address that is no longer a NodePort address (another --nodeport-addresses).
+        '-A -t 10.0.1.10:30080 -s rr',
+        '-a -t 10.0.1.10:30080 -r 10.244.1.2:8080 -m -w 1',
+        '-A -u 10.0.1.10:30053 -s rr',
+        '-A --sctp-service 10.0.1.10:30099 -s rr',
+        // Someone else's: another port on that address, and the same port number over UDP.
+        '-A -t 10.0.1.10:8443 -s rr',
+        '-A -u 10.0.1.10:30080 -s rr',
+        '',
+      ].join('\n'),
+    );
+    const sets = new Map([
+      [KUBE_NODE_PORT_TCP, new Set(['30080'])],
+      [KUBE_NODE_PORT_UDP, new Set(['30053'])],
+      [KUBE_NODE_PORT_SCTP, new Set(['10.0.1.10,sctp:30099'])],
+    ]);
+    const ours = ourVirtualServers(all, new Set(['10.96.0.10']), sets);
+    expect([...ours.virtualServers.keys()].sort()).toEqual(['--sctp-service 10.0.1.10:30099', '-t 10.0.1.10:30080', '-t 10.96.0.10:80', '-u 10.0.1.10:30053']);
+    expect([...ours.realServers.keys()].sort()).toEqual(['-t 10.0.1.10:30080', '-t 10.96.0.10:80']);
+    // Only the ClusterIP is wanted now (its Service has no NodePort on 10.0.1.10 any more): the NodePorts go at once.
+    const want = desired([[WEB, ['10.244.1.2:8080']]]);
+    const p = plan(want, { ...UNKNOWN_KERNEL_STATE, table: ours, addresses: new Set(['10.96.0.10']), sets: new Map() });
+    expect(p.ipvsadm).toBe('-D --sctp-service 10.0.1.10:30099\n-D -t 10.0.1.10:30080\n-D -u 10.0.1.10:30053\n');
   });
 });

@@ -12,9 +12,9 @@ import { canaryChainsPresent } from '../shared/canary.js';
 import { countLines } from '../shared/iptables-fixed.js';
 import { readConnectionCounts, readDeviceAddresses, readIpvsTable, readSets, requireIpvs, setSysctls } from './live.js';
 import { IpvsCompiler } from './compiler.js';
-import type { ConnectionCounts, IpvsTable, VirtualServer, VirtualServerKey } from './ipvsadm.js';
+import type { ConnectionCounts } from './ipvsadm.js';
 import type { IpvsOptions } from './options.js';
-import { type IpvsDesired, type IpvsKernelState, type IpvsPlan, KUBE_IPVS0, UNKNOWN_KERNEL_STATE, needsCounts, planIpvs } from './plan.js';
+import { type IpvsDesired, type IpvsKernelState, type IpvsPlan, KUBE_IPVS0, UNKNOWN_KERNEL_STATE, needsCounts, ourVirtualServers, planIpvs } from './plan.js';
 import { KUBE_IPVS_IPS, ipvsRulesPayload } from './rules.js';
 
 /**
@@ -105,23 +105,12 @@ function ownedAddresses(desired: IpvsDesired): Set<string> {
   return new Set([...desired.addresses, ...desired.nodePortAddresses]);
 }
 
-/**
- * The kernel's IPVS-mode state. Ours are the virtual servers on addresses bound to kube-ipvs0, recorded in
- * KUBE-IPVS-IPS (so they are still recognised after the device or an address was removed from outside), or
- * wanted now (NodePort addresses included); any other virtual server is someone else's.
- */
+/** The kernel's IPVS-mode state: see ourVirtualServers for which virtual servers are ours. */
 async function readKernelState(family: IpvsOptions['family'], wanted: ReadonlySet<string>): Promise<IpvsKernelState> {
   const addresses = await readDeviceAddresses(family);
   const sets = await readSets();
-  const ours = new Set([...(addresses ?? []), ...(sets.get(KUBE_IPVS_IPS) ?? []), ...wanted]);
-  const all = await readIpvsTable();
-  const virtualServers = new Map<VirtualServerKey, VirtualServer>();
-  for (const [key, vs] of all.virtualServers) if (ours.has(vs.address)) virtualServers.set(key, vs);
-  const table: IpvsTable = {
-    virtualServers,
-    realServers: new Map([...all.realServers].filter(([key]) => virtualServers.has(key))),
-  };
-  return { table, addresses, sets, rulesBody: undefined };
+  const owned = new Set([...(addresses ?? []), ...(sets.get(KUBE_IPVS_IPS) ?? []), ...wanted]);
+  return { table: ourVirtualServers(await readIpvsTable(), owned, sets), addresses, sets, rulesBody: undefined };
 }
 
 /**

@@ -3,25 +3,18 @@ import { listIpsets } from '../../kernel/ipset.js';
 import { IPVSADM_RESTORE } from '../../kernel/ipvsadm.js';
 import type { Step } from '../../kernel/tool.js';
 import { type BackendCleanup, nothingToRemove } from '../backend.js';
-import { type VirtualServer, deleteVirtualServer } from './ipvsadm.js';
+import { deleteVirtualServer } from './ipvsadm.js';
 import { readDeviceAddresses, readIpvsTable, readSets } from './live.js';
 import { KUBE_IPVS0 } from './plan.js';
-import { IPVS_SET_NAMES, KUBE_IPVS_IPS, KUBE_NODE_PORT_SCTP, KUBE_NODE_PORT_TCP, KUBE_NODE_PORT_UDP } from './sets.js';
+import { IPVS_SET_NAMES, KUBE_IPVS_IPS, isNodePortVirtualServer } from './sets.js';
 
 /**
  * Removes IPVS mode's virtual servers and kube-ipvs0 (its iptables rules go with the iptables cleanup, its sets
- * with the ipsets). Ours are the virtual servers on addresses bound to kube-ipvs0 or recorded in KUBE-IPVS-IPS, and NodePort ones whose port is in our NodePort sets;
- * anyone else's IPVS services stay. With neither the device nor the set there is nothing of ours, and ipvsadm is
- * not even run (a kernel without IPVS is the common case for iptables users).
+ * with the ipsets). Ours are the virtual servers on addresses bound to kube-ipvs0 or recorded in KUBE-IPVS-IPS,
+ * and NodePort ones whose port is in our NodePort sets; anyone else's IPVS services stay. With neither the device
+ * nor the set there is nothing of ours, and ipvsadm is not even run (a kernel without IPVS is the common case for
+ * iptables users).
  */
-/** A NodePort virtual server (on a node address): its port is in our NodePort sets. */
-function isNodePort(vs: VirtualServer, sets: ReadonlyMap<string, ReadonlySet<string>> | undefined): boolean {
-  if (sets === undefined) return false;
-  if (vs.protocol === 'tcp') return sets.get(KUBE_NODE_PORT_TCP)?.has(String(vs.port)) === true;
-  if (vs.protocol === 'udp') return sets.get(KUBE_NODE_PORT_UDP)?.has(String(vs.port)) === true;
-  return sets.get(KUBE_NODE_PORT_SCTP)?.has(`${vs.address},sctp:${vs.port}`) === true;
-}
-
 export const IPVS_CLEANUP: BackendCleanup = {
   stages: [
     {
@@ -35,7 +28,7 @@ export const IPVS_CLEANUP: BackendCleanup = {
         if (v4 === undefined && recorded === undefined) return nothingToRemove();
         const addresses = new Set([...(v4 ?? []), ...(v6 ?? []), ...(recorded ?? [])]);
         const table = await readIpvsTable();
-        const ours = [...table.virtualServers.values()].filter((vs) => addresses.has(vs.address) || isNodePort(vs, sets)).map((vs) => vs.key).sort();
+        const ours = [...table.virtualServers.values()].filter((vs) => addresses.has(vs.address) || (sets !== undefined && isNodePortVirtualServer(vs, sets))).map((vs) => vs.key).sort();
         const steps: Step[] = [];
         if (ours.length > 0) steps.push({ kind: 'input', tool: IPVSADM_RESTORE, input: [ours.map(deleteVirtualServer).join('')], atomic: false });
         if (v4 !== undefined) steps.push({ kind: 'command', tool: deleteLinkTool(KUBE_IPVS0) });

@@ -16,7 +16,7 @@ import {
   editVirtualServer,
 } from './ipvsadm.js';
 import { type IpvsRulesBody, sameRulesBody } from './rules.js';
-import { IPVS_SETS, KUBE_IPVS_IPS, createIpvsSetLine } from './sets.js';
+import { IPVS_SETS, KUBE_IPVS_IPS, createIpvsSetLine, isNodePortVirtualServer } from './sets.js';
 
 export { IPVS_SETS };
 
@@ -82,6 +82,18 @@ export function desiredState(
   }
   const nonEmpty = new Set([...sets].filter(([, s]) => s.size > 0).map(([name]) => name));
   return { table: { virtualServers, realServers }, addresses, nodePortAddresses, idle, sets, rulesBody: rulesBody(nonEmpty) };
+}
+
+/**
+ * The part of the node's IPVS table that is ours: virtual servers on `owned` addresses (bound to kube-ipvs0,
+ * recorded in KUBE-IPVS-IPS, or wanted now, NodePort addresses included), and NodePort ones by our NodePort
+ * `sets` on any address, so a NodePort left on an address that is no longer a NodePort address (another
+ * --nodeport-addresses, or an address the node lost) is removed. Anyone else's virtual servers are left out.
+ */
+export function ourVirtualServers(all: IpvsTable, owned: ReadonlySet<string>, sets: ReadonlyMap<string, ReadonlySet<string>>): IpvsTable {
+  const virtualServers = new Map<VirtualServerKey, VirtualServer>();
+  for (const [key, vs] of all.virtualServers) if (owned.has(vs.address) || isNodePortVirtualServer(vs, sets)) virtualServers.set(key, vs);
+  return { virtualServers, realServers: new Map([...all.realServers].filter(([key]) => virtualServers.has(key))) };
 }
 
 /** Whether a virtual server belongs to a Service port that still exists (it drains rather than going at once). */

@@ -3,6 +3,7 @@
 import type { IPFamily } from '../../model/ip.js';
 import { createSetLine } from '../../kernel/syntax/ipset.js';
 import { KUBE_LOOP_BACK } from '../shared/iptables-fixed.js';
+import type { VirtualServer } from './ipvsadm.js';
 
 /** hash:ip,port: every ClusterIP,proto:port. */
 export const KUBE_CLUSTER_IP = 'KUBE-CLUSTER-IP';
@@ -73,4 +74,18 @@ export function setComment(name: string): string {
 export function createIpvsSetLine(set: IpvsSet, family: IPFamily): string {
   if (set.type === 'bitmap:port') return `create ${set.name} bitmap:port range 0-65535\n`;
   return createSetLine(set.name, set.type, family);
+}
+
+/**
+ * Whether a virtual server is one of our NodePorts by these sets (as read from the node): its protocol's port
+ * bitmap holds its port, or for SCTP the set holds its address and port. This recognises it on any address,
+ * including one that is no longer a NodePort address.
+ */
+export function isNodePortVirtualServer(
+  vs: Pick<VirtualServer, 'protocol' | 'address' | 'port'>,
+  sets: ReadonlyMap<string, ReadonlySet<string>>,
+): boolean {
+  if (vs.protocol === 'tcp') return sets.get(KUBE_NODE_PORT_TCP)?.has(String(vs.port)) === true;
+  if (vs.protocol === 'udp') return sets.get(KUBE_NODE_PORT_UDP)?.has(String(vs.port)) === true;
+  return sets.get(KUBE_NODE_PORT_SCTP)?.has(`${vs.address},sctp:${vs.port}`) === true;
 }
