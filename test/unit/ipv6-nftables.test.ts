@@ -10,7 +10,7 @@ import { renderTransaction } from '../../src/kernel/syntax/nft.js';
 import type { LoadedState } from '../../src/sources/objects.js';
 import { load, setObject } from '../support/compile.js';
 import { FakeNft, type FakeTableView } from '../support/fakes/nft.js';
-import { tracePacket } from '../support/nft-tracer.js';
+import { traceNftFlow as tracePacket } from '../support/upstream-trace.js';
 import { endpointSlice, service, type EndpointSpec, type K8sObject, type ServiceSpec } from '../support/objects.js';
 
 const NODE = 'test-node';
