@@ -6,6 +6,7 @@
 // contents from the given sets, marks as set on the way. A rule it cannot read is an error in our chains
 // (KUBE-*), and in anyone else's it is noted and taken as not matching. Pure.
 import { commentHint } from './hints.js';
+import { AFFINITY_NOTE } from './types.js';
 import { type IptablesChain, IptablesRuleset, ruleWords } from './iptables-rules.js';
 import type { Ipsets } from './ipsets.js';
 import {
@@ -281,7 +282,12 @@ export class IptablesInterpreter {
     if (t === undefined) return [{ world: w0, end: 'next' }];
     const sub = this.rules.chain(table, t);
     if (sub !== undefined && !sub.builtin) {
-      return this.walk(table, sub, w, depth + 1).map((o) => (o.end === 'return' ? { world: o.world, end: rule.goto ? 'return' : 'next' } : o));
+      return this.walk(table, sub, w, depth + 1).map((o) => {
+        if (o.end !== 'return') return o;
+        // A jump that came back with nothing matched decided nothing: it leaves the path.
+        const world = o.world.path.length === w.path.length ? { ...o.world, path: w0.path, hints: w0.hints } : o.world;
+        return { world, end: rule.goto ? 'return' : 'next' };
+      });
     }
     switch (t) {
       case 'ACCEPT':
@@ -439,6 +445,7 @@ export class IptablesInterpreter {
       case 'recent|--rcheck':
       case 'recent|--update':
         // A client new to the Service: nothing in the list yet.
+        this.note(AFFINITY_NOTE);
         return neg(false);
       case 'recent|--set':
       case 'recent|--remove':

@@ -9,6 +9,7 @@ import { chainNameHint, commentHint } from './hints.js';
 import type { NftChainModel, NftHook, NftSetModel, NftTableModel } from './nft-rules.js';
 import { type NftRule, type Selector, type Statement, type Verdict, chainTargets, parseNftRule, parseVerdict, setReferences } from './nft-syntax.js';
 import {
+  AFFINITY_NOTE,
   type Branch,
   LocalAddresses,
   type RawTrace,
@@ -43,6 +44,8 @@ const MAP_KINDS: Readonly<Record<string, ServiceKind | 'external'>> = {
 export class NftInterpreter {
   private readonly rules = new Map<NftChainModel, readonly NftRule[]>();
   private readonly verdicts = new Map<string, Verdict>();
+  /** Sets a rule adds to as packets pass (session affinity): read as holding no entry for a new client. */
+  private readonly dynamic = new Set<string>();
   readonly notes: string[] = [];
 
   constructor(
@@ -64,6 +67,7 @@ export class NftInterpreter {
         throw new TraceInputError(`${this.where(chain.name)}: base chain type ${chain.base.type} (hook ${chain.base.hook}) is not understood`);
       }
       const parsed = chain.rules.map((text, i) => parseNftRule(text, this.where(chain.name, i)));
+      for (const rule of parsed) for (const st of rule.statements) if (st.k === 'update') this.dynamic.add(st.set);
       parsed.forEach((rule, i) => {
         for (const target of chainTargets(rule)) this.needChain(target, this.where(chain.name, i));
         for (const set of setReferences(rule)) this.needSet(set, this.where(chain.name, i));
@@ -152,8 +156,8 @@ export class NftInterpreter {
     return out;
   }
 
-  /** A verdict for a world: a chain walked (jump, goto), or an end. */
-  private follow(v: Verdict, w: World, depth: number): Outcome[] {
+  /** A verdict for a world: a chain walked (jump, goto), or an end. `before` is the world before the rule. */
+  private follow(v: Verdict, w: World, depth: number, before: World): Outcome[] {
     switch (v.k) {
       case 'accept':
       case 'drop':
@@ -168,7 +172,12 @@ export class NftInterpreter {
         const target = this.table.chains.get(v.chain)!;
         const hint = chainNameHint(v.chain);
         const w2 = hint === undefined ? w : { ...w, hints: [...w.hints, hint] };
-        return this.walk(target, w2, depth + 1).map((o) => (o.end === 'return' ? { world: o.world, end: v.k === 'jump' ? 'next' : 'return' } : o));
+        return this.walk(target, w2, depth + 1).map((o) => {
+          if (o.end !== 'return') return o;
+          // A jump that came back with nothing matched decided nothing: its rule leaves the path.
+          const world = o.world.path.length === w2.path.length ? { ...o.world, path: before.path, hints: before.hints } : o.world;
+          return { world, end: v.k === 'jump' ? 'next' : 'return' };
+        });
       }
     }
   }
@@ -223,7 +232,7 @@ export class NftInterpreter {
           return;
         }
         case 'verdict':
-          out.push(...this.follow(s.verdict, w, depth));
+          out.push(...this.follow(s.verdict, w, depth, world));
           return;
         case 'cmp':
         case 'lookup':
@@ -248,7 +257,7 @@ export class NftInterpreter {
             const name = elements?.name;
             const wk: World = stepped({ ...w, probability: share }, `  ${name === undefined ? 'vmap' : `@${name}`} element ${hit.key}${hit.comment === undefined ? '' : ` comment "${hit.comment}"`} : ${hit.value}`, this.elementHint(name, hit, w));
             if (s.k === 'vmap') {
-              out.push(...this.follow(this.verdictOf(hit.value, where), wk, depth));
+              out.push(...this.follow(this.verdictOf(hit.value, where), wk, depth, world));
             } else {
               const parts = hit.value.split(' . ');
               const ip = parseIP(parts[0] ?? '');
@@ -286,7 +295,10 @@ export class NftInterpreter {
     let yes = 0;
     for (const key of keys) {
       let hit: boolean;
-      if (s.k === 'lookup') hit = lookup(s.expr, key, this.table.sets.get(s.set)!, where) !== undefined;
+      if (s.k === 'lookup' && this.dynamic.has(s.set)) {
+        hit = false;
+        if (!this.notes.includes(AFFINITY_NOTE)) this.notes.push(AFFINITY_NOTE);
+      } else if (s.k === 'lookup') hit = lookup(s.expr, key, this.table.sets.get(s.set)!, where) !== undefined;
       else hit = s.values.some((v) => valueMatches(s.expr[0]!, key.parts[0]!, v, where));
       if (hit !== s.negate) yes += key.probability;
     }

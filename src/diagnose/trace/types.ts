@@ -73,6 +73,9 @@ export interface RawTrace {
   readonly notes: readonly string[];
 }
 
+/** How every interpreter reads session affinity (xt_recent lists, nft dynamic sets, IPVS persistence). */
+export const AFFINITY_NOTE = 'session affinity: traced as a client new to the Service; one seen within the timeout keeps the endpoint it got';
+
 /** Input the interpreter cannot read: names what, where. */
 export class TraceInputError extends Error {
   override readonly name = 'TraceInputError';
