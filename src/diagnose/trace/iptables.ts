@@ -202,6 +202,11 @@ export class IptablesInterpreter {
           if (rule.target !== undefined && !TERMINAL.has(rule.target) && !INERT.has(rule.target) && rule.target !== 'MARK' && !chains.has(rule.target)) {
             throw new TraceInputError(`${where}: ${rule.goto ? '-g' : '-j'} ${rule.target}: no such chain in table ${table}`);
           }
+          const a = rule.targetArgs;
+          if (rule.target === 'DNAT' && !a.has('--to-destination') && !a.has('--to')) throw new TraceInputError(`${where}: DNAT without --to-destination in "${spec}"`);
+          if (rule.target === 'MARK' && !['--set-xmark', '--set-mark', '--or-mark', '--xor-mark', '--and-mark'].some((k) => a.has(k))) {
+            throw new TraceInputError(`${where}: MARK without a mark in "${spec}"`);
+          }
         });
       }
     }

@@ -90,7 +90,8 @@ export function summarize(raw: RawTrace, packet: Packet, fallback?: ServiceHint)
     verdict,
     masquerade: deciding.some((b) => b.masquerade && (verdict !== 'dnat' || b.dnat !== undefined)),
     endpoints,
-    path: mergedPath(deciding),
+    // When some connections reach an endpoint and others do not, the path shows every branch.
+    path: mergedPath(verdict === 'dnat' && reached.length !== raw.branches.length ? raw.branches : deciding),
     notes,
   };
 }
@@ -124,7 +125,8 @@ function mergedPath(branches: readonly Branch[]): string[] {
   }
   const out = first.slice(0, common);
   for (const b of branches) {
-    const where = b.dnat === undefined ? b.verdict : joinHostPort(b.dnat.ip, b.dnat.port);
+    const to = b.dnat === undefined ? undefined : joinHostPort(b.dnat.ip, b.dnat.port);
+    const where = to === undefined ? b.verdict : b.verdict === 'accept' ? to : `${to} ${b.verdict}`;
     const label = `[${where} ${percent(b.probability)}]`;
     for (const step of b.path.slice(common)) out.push(`${label} ${step}`);
   }
