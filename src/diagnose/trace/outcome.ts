@@ -45,7 +45,8 @@ export function summarize(raw: RawTrace, packet: Packet, fallback?: ServiceHint)
   if (reached.length > 0) {
     verdict = 'dnat';
     deciding = reached;
-    for (const [list, what] of [[rejected, 'rejected'], [dropped, 'dropped']] as const) {
+    const untranslated = raw.branches.filter((b) => b.dnat === undefined && b.verdict === 'accept');
+    for (const [list, what] of [[rejected, 'rejected'], [dropped, 'dropped'], [untranslated, 'not translated (they go on to the Service address itself)']] as const) {
       if (list.length > 0) notes.push(`${percent(sum(list))} of new connections are ${what} (see the path), the rest reach the endpoints listed`);
     }
   } else if (rejected.length > 0 || dropped.length > 0) {
