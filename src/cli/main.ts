@@ -136,6 +136,26 @@ program
   });
 
 program
+  .command('explain')
+  .description('say why a Service routes or not on this node (read-only)')
+  .command('service')
+  .alias('svc')
+  .description("what this node does with new connections to each port of a Service, and why: findings with fixes; exit 0 served, 3 not")
+  .argument('<service>', 'NAMESPACE/NAME')
+  .option('-f, --filename <file>', 'read objects from YAML/JSON (kubectl get svc,endpointslices,pods,nodes -A -o yaml) instead of the API server; - is stdin (repeatable)', collect, [] as string[])
+  .option('--kubeconfig <file>', 'kubeconfig file, as run (without -f)')
+  .addOption(nodeNameOption())
+  .addOption(new Option('--node-ip <ip>', "this node's IP per family, comma separated"))
+  .addOption(backendOption())
+  .addOption(clusterCidrOption())
+  .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json'] as const).default('text' as const))
+  .action(async (ref, opts) => {
+    const config = buildProxyConfig(opts);
+    const { runExplain } = await import('./explain.js');
+    process.exitCode = await runExplain({ ref, config, files: opts.filename, kubeconfig: opts.kubeconfig, output: opts.output }, io);
+  });
+
+program
   .command('trace')
   .description("what this node does with a new connection to --to: the Service port, verdict, endpoints and the rules that decide (-f: compile's rules; --live: this namespace's)")
   .requiredOption('--to <ip:port[/proto]>', 'destination: IP:PORT or [IPv6]:PORT, then /tcp (default), /udp or /sctp')

@@ -1,6 +1,6 @@
 /** The resources the test API server serves: where they live on the wire and how they are named. */
 
-export type ResourceName = 'services' | 'endpointslices' | 'nodes' | 'events';
+export type ResourceName = 'services' | 'endpointslices' | 'nodes' | 'pods' | 'events';
 
 export interface ResourceDef {
   readonly resource: ResourceName;
@@ -49,6 +49,18 @@ export const RESOURCES: Readonly<Record<ResourceName, ResourceDef>> = {
     singularName: 'node',
     namespaced: false,
     shortNames: ['no'],
+  },
+  // Read by `switchboard explain` (the agent never reads Pods).
+  pods: {
+    resource: 'pods',
+    group: '',
+    version: 'v1',
+    apiVersion: 'v1',
+    kind: 'Pod',
+    listKind: 'PodList',
+    singularName: 'pod',
+    namespaced: true,
+    shortNames: ['po'],
   },
   // Only events.k8s.io/v1: what the agent writes (core/v1 events are not served).
   events: {

@@ -67,6 +67,6 @@ describe('store history', () => {
     const b = store.apply(web(2));
     expect((b['metadata'] as Record<string, unknown>)['uid']).toBe((a['metadata'] as Record<string, unknown>)['uid']);
     expect(Number((b['metadata'] as Record<string, unknown>)['resourceVersion'])).toBe(store.resourceVersion);
-    expect(() => store.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' } })).toThrow(/v1 Pod: not a served kind/);
+    expect(() => store.apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'p' } })).toThrow(/v1 ConfigMap: not a served kind/);
   });
 });

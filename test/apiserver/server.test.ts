@@ -114,7 +114,7 @@ describe.each(MODES)('TestApiServer over $name', ({ opts }) => {
   it('rejects bad tokens, unknown paths and methods with Status bodies', async () => {
     const { server } = await start();
     const token = opts.token !== undefined ? { token: opts.token } : {};
-    const notFound = await rawRequest(server, '/api/v1/pods', token);
+    const notFound = await rawRequest(server, '/api/v1/configmaps', token);
     expect(notFound.status).toBe(404);
     expect(JSON.parse(notFound.body)).toMatchObject({ kind: 'Status', code: 404, reason: 'NotFound' });
     const post = await rawRequest(server, '/api/v1/services', { ...token, method: 'POST' });

@@ -112,7 +112,8 @@ const tFull = performance.now();
 full.commit();
 
 const sliceOf = (i: number, round: number) => {
-  const obj = objects[i * 2 + 1]!;
+  // Each Service is followed by its IPv4 slice (and, dual-stack, its IPv6 one).
+  const obj = objects[i * (dualStack ? 3 : 2) + 1]!;
   const eps = (obj['endpoints'] as Array<{ addresses: string[]; nodeName?: string }>).map((e, k) => ({
     ip: k === 0 ? `10.127.${(round >> 8) & 255}.${round & 255}` : e.addresses[0]!,
     ...(e.nodeName !== undefined ? { nodeName: e.nodeName } : {}),
