@@ -1,7 +1,8 @@
 // Lint rules that keep the pipeline's boundaries true as the code grows (run by `npm test`):
 // - compilers (everything in a backend but its I/O files) do no I/O: no execa, no fs, no tool runner;
 // - backends do not import each other (what two share lives in backends/shared/);
-// - below the CLI nothing imports the CLI; the model and the kernel's syntax are pure.
+// - below the CLI nothing imports the CLI; the model and the kernel's syntax are pure;
+// - the trace interpreters (diagnose/trace/) are pure and read rules, not compilers: only the ipvsadm syntax.
 import tseslint from 'typescript-eslint';
 
 const IO = [
@@ -37,6 +38,15 @@ export default tseslint.config(
     { files: BACKEND_IO.filter((f) => f.includes('/*/') || f.includes(`/${self}/`)).map((f) => f.replace('/*/', `/${self}/`)), rules: restrict([], [CLI, otherBackends(self)]) },
   ]),
   { files: ['src/backends/backend.ts'], rules: restrict(IO, [KERNEL_IO, CLI, CONCRETE_BACKENDS]) },
+  {
+    files: ['src/diagnose/trace/**/*.ts'],
+    rules: restrict(IO, [
+      KERNEL_IO,
+      CLI,
+      { regex: '(^|/)backends/(?!ipvs/ipvsadm\\.js$)', message: 'The interpreters read rules, not compilers (a second model would agree with the first by construction).' },
+      { regex: '(^|/)(sync|serve|sources|log)/', message: 'The interpreters are pure.' },
+    ]),
+  },
   { files: ['src/sync/**/*.ts', 'src/serve/**/*.ts', 'src/sources/**/*.ts', 'src/log/**/*.ts'], rules: restrict([], [CLI, CONCRETE_BACKENDS]) },
   // explain's diagnosis is pure but for the API reads it is handed (api-input.ts, through the API client).
   { files: ['src/diagnose/explain/**/*.ts'], rules: restrict(IO, [KERNEL_IO, CLI, CONCRETE_BACKENDS]) },

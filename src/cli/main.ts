@@ -155,6 +155,29 @@ program
     process.exitCode = await runExplain({ ref, config, files: opts.filename, kubeconfig: opts.kubeconfig, output: opts.output }, io);
   });
 
+program
+  .command('trace')
+  .description("what this node does with a new connection to --to: the Service port, verdict, endpoints and the rules that decide (-f: compile's rules; --live: this namespace's)")
+  .requiredOption('--to <ip:port[/proto]>', 'destination: IP:PORT or [IPv6]:PORT, then /tcp (default), /udp or /sctp')
+  .option('--from <ip>', 'source address (default: this node, at its node IP)')
+  .option('-f, --filename <file>', 'trace the rules compile would write for these objects; - is stdin (repeatable)', collect, [] as string[])
+  .option('--live', "trace the rules of the current network namespace (read with iptables-save, nft, ipvsadm, ipset)", false)
+  .addOption(backendOption())
+  .addOption(nodeNameOption())
+  .addOption(nodeIpOption())
+  .addOption(clusterCidrOption())
+  .addOption(masqueradeAllOption())
+  .addOption(iptablesLayoutOption())
+  .addOption(ipvsSchedulerOption())
+  .addOption(nodePortAddressesOption())
+  .addOption(localhostNodePortsOption())
+  .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json'] as const).default('text' as const))
+  .action(async (opts) => {
+    const config = buildProxyConfig(opts);
+    const { runTrace } = await import('./trace.js');
+    process.exitCode = await runTrace({ config, to: opts.to, from: opts.from, files: opts.filename, live: opts.live, output: opts.output }, io);
+  });
+
 try {
   await program.parseAsync(process.argv);
 } catch (e) {

@@ -48,3 +48,10 @@ export async function deviceAddresses(device: string, family: IPFamily): Promise
 export async function deviceExists(device: string): Promise<boolean> {
   return (await probeTool({ file: 'ip', args: ['link', 'show', device], pkg: PKG, timeoutMs: TIMEOUT_MS })) !== undefined;
 }
+
+/** The source address this namespace picks for a connection to `destination` (`ip route get`), if it routes there. */
+export async function routeSource(destination: string): Promise<string | undefined> {
+  // "Network is unreachable" is an answer (no source), not a failure.
+  const r = await runTool({ file: 'ip', args: ['-o', 'route', 'get', destination], pkg: PKG, timeoutMs: TIMEOUT_MS, okExitCodes: 'any' });
+  return r.exitCode === 0 ? /\bsrc (\S+)/.exec(r.stdout)?.[1] : undefined;
+}

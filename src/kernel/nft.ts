@@ -77,3 +77,13 @@ export async function listTables(family: IPFamily): Promise<string[] | undefined
   const prefix = `table ${nftFamily(family)} `;
   return stdout.split('\n').map((l) => l.trim()).filter((l) => l.startsWith(prefix)).map((l) => l.slice(prefix.length));
 }
+
+/**
+ * `nft list ruleset ip|ip6`: every table of the family with its chains, rules, sets and their elements, as text
+ * (for `switchboard trace --live`). Not terse: the elements are the point. At 10,000 Services nft 1.0.6 takes
+ * seconds to print them.
+ */
+export async function listRuleset(family: IPFamily): Promise<string> {
+  const args = ['list', 'ruleset', nftFamily(family)];
+  return (await runTool({ file: 'nft', args, pkg: PKG, timeoutMs: 120_000, maxBuffer: 1024 * 1024 * 1024, what: `nft ${args.join(' ')}` })).stdout;
+}

@@ -9,7 +9,9 @@ import { type IptablesOptions, defaultIptablesOptions, localhostNodePortsOn, tai
 import { defaultIptablesTools } from '../../src/kernel/iptables.js';
 import { compilerFor, load, setObject } from '../support/compile.js';
 import { parseRules } from '../support/iptables-text.js';
-import { tracePacket } from '../support/iptables-tracer.js';
+import { iptablesRulesetOf, traceIptables } from '../../src/diagnose/trace/iptables.js';
+import { flowOutput, flowRequest } from '../support/upstream-trace.js';
+import { Ipsets } from '../../src/diagnose/trace/ipsets.js';
 import { endpointSlice, service, type EndpointSpec, type K8sObject, type ServiceSpec } from '../support/objects.js';
 import { bothComparable } from '../support/upstream-iptables.js';
 
@@ -21,15 +23,18 @@ const V6: Partial<IptablesOptions> = { family: 'IPv6', clusterCidr: 'fd00:10::/6
 
 type Row = readonly [name: string, src: string, dst: string, dport: number, output: string, masq?: boolean | undefined];
 
-function rules(objects: readonly K8sObject[], overrides: Partial<IptablesOptions> = {}): string {
+/** The full sync's restore payload; `ipsets` gets the flat layout's ipset input, if any. */
+function rules(objects: readonly K8sObject[], overrides: Partial<IptablesOptions> = {}, ipsets?: Ipsets): string {
   const loaded = load(objects, NODE);
   loaded.state.setNodeIPs(['192.168.0.2', '2001:db8::1']);
-  return compilerFor(loaded, { ...V6, ...overrides }).planFull().payload.text;
+  const plan = compilerFor(loaded, { ...V6, ...overrides }).planFull();
+  if (plan.ipset !== undefined) ipsets?.apply(plan.ipset.input, 'ipset');
+  return plan.payload.text;
 }
 
-function checkFlows(text: string, rows: readonly Row[]): void {
+function checkFlows(text: string, rows: readonly Row[], ipsets?: Ipsets): void {
   const got = rows.map(([name, src, dst, dport, , masq]) => {
-    const t = tracePacket(text, { src, dst, dport }, LOCAL_IPS);
+    const t = flowOutput(traceIptables(iptablesRulesetOf(text, name), flowRequest({ src, dst, dport }, LOCAL_IPS), { source: name, ipsets }));
     return [name, t.output, masq === undefined ? undefined : t.masq];
   });
   expect(got).toEqual(rows.map(([name, , , , output, masq]) => [name, output, masq]));
@@ -266,7 +271,8 @@ describe('dual-stack objects rendered for IPv6', () => {
   const ipv4Address = /\b\d{1,3}(\.\d{1,3}){3}\b/g;
 
   it.each(['kube-proxy', 'flat'] as const)('%s layout: only IPv6 addresses, each Service by its IPv6 ClusterIP and slices', (layout) => {
-    const text = rules(objects, { layout });
+    const ipsets = new Ipsets();
+    const text = rules(objects, { layout }, ipsets);
     expect(text.match(ipv4Address) ?? []).toEqual([]);
     expect(text).not.toContain('ns1/v4only');
     checkFlows(text, [
@@ -278,7 +284,7 @@ describe('dual-stack objects rendered for IPv6', () => {
       ['v6first: its IPv6 ClusterIP', 'fd00:10::2', 'fd00:172:30::42', 80, '[fd00:10:180::2]:80', false],
       ['v4only: NodePort not in IPv6', '2600:5200::1', '2001:db8::1', 3003, ''],
       ['v6only: no IPv6 endpoints', 'fd00:10::2', 'fd00:172:30::44', 80, 'REJECT'],
-    ]);
+    ], ipsets);
   });
 
   it('source ranges of the other family only: no firewall in IPv6 (upstream filters them per family)', () => {

@@ -75,7 +75,7 @@ describe('nftables partial syncs', () => {
       `flush chain ${Q} lb-tcp-3`,
       `add rule ${Q} lb-tcp-3 meta l4proto tcp dnat to ip daddr . tcp dport . numgen random mod 3 map @service-endpoints-tcp`,
       `delete element ${Q} service-ips { 10.96.0.1 . tcp . 80 }`,
-      `add element ${Q} service-ips { 10.96.0.1 . tcp . 80 : goto lb-tcp-3 }`,
+      `add element ${Q} service-ips { 10.96.0.1 . tcp . 80 comment "default/web:http cluster IP" : goto lb-tcp-3 }`,
       `add element ${Q} service-endpoints-tcp { 10.96.0.1 . 80 . 2 : 10.244.1.3 . 8080 }`,
       `add element ${Q} hairpin-connections { 10.244.1.3 . 10.244.1.3 . tcp . 8080 }`,
     ]);
@@ -91,7 +91,7 @@ describe('nftables partial syncs', () => {
       `add chain ${Q} lb-tcp-2`,
       `flush chain ${Q} lb-tcp-2`,
       `add rule ${Q} lb-tcp-2 meta l4proto tcp dnat to ip daddr . tcp dport . numgen random mod 2 map @service-endpoints-tcp`,
-      `add element ${Q} service-ips { 10.96.0.1 . tcp . 80 : goto lb-tcp-2 }`,
+      `add element ${Q} service-ips { 10.96.0.1 . tcp . 80 comment "default/web:http cluster IP" : goto lb-tcp-2 }`,
     ]);
     setObject(state, svc('third', '10.96.0.3'));
     expect(partial(compiler, state)?.some((l) => l === `delete chain ${Q} lb-tcp-2`)).toBe(false);
@@ -151,7 +151,7 @@ describe('nftables partial syncs', () => {
     expect(partial(compiler, state)).toEqual([
       `delete element ${Q} service-nodeports { tcp . 30080 }`,
       `delete element ${Q} nodeport-endpoints-tcp { 30080 . 0 }`,
-      `add element ${Q} service-nodeports { tcp . 30081 : goto lb-nodeport-tcp-1 }`,
+      `add element ${Q} service-nodeports { tcp . 30081 comment "default/web:http" : goto lb-nodeport-tcp-1 }`,
       `add element ${Q} nodeport-endpoints-tcp { 30081 . 0 : 10.244.1.1 . 8080 }`,
     ]);
     // A new external IP: the masquerading chain for one endpoint is created before the elements that jump to it.
@@ -161,7 +161,7 @@ describe('nftables partial syncs', () => {
       `flush chain ${Q} lb-masq-tcp-1`,
       `add rule ${Q} lb-masq-tcp-1 meta mark set meta mark | 0x4000`,
       `add rule ${Q} lb-masq-tcp-1 meta l4proto tcp dnat to ip daddr . tcp dport . numgen random mod 1 map @service-endpoints-tcp`,
-      `add element ${Q} service-ips { 192.168.99.1 . tcp . 80 : goto lb-masq-tcp-1 }`,
+      `add element ${Q} service-ips { 192.168.99.1 . tcp . 80 comment "default/web:http external IP" : goto lb-masq-tcp-1 }`,
       `add element ${Q} service-endpoints-tcp { 192.168.99.1 . 80 . 0 : 10.244.1.1 . 8080 }`,
     ]);
     // The last endpoint goes: REJECT for every address; the shared chains fall out of use (deleted next time).
@@ -175,7 +175,7 @@ describe('nftables partial syncs', () => {
     setObject(state, slice('web', ['10.244.1.2']));
     const next = partial(compiler, state)!;
     for (const chain of ['lb-tcp-1', 'lb-masq-tcp-1', 'lb-nodeport-tcp-1']) expect(next).not.toContain(`delete chain ${Q} ${chain}`);
-    expect(next).toContain(`add element ${Q} service-nodeports { tcp . 30081 : goto lb-nodeport-tcp-1 }`);
+    expect(next).toContain(`add element ${Q} service-nodeports { tcp . 30081 comment "default/web:http" : goto lb-nodeport-tcp-1 }`);
   });
 
   it('an externalTrafficPolicy Local port keeps upstream chains, emptied when its endpoints go', () => {
@@ -186,7 +186,7 @@ describe('nftables partial syncs', () => {
     expect(partial(compiler, state)).toEqual([
       `delete element ${Q} service-nodeports { tcp . 30080 }`,
       `delete element ${Q} no-endpoint-nodeports { tcp . 30080 }`,
-      `add element ${Q} service-nodeports { tcp . 30081 : goto external-SUSTUHLJ-default/web/tcp/http }`,
+      `add element ${Q} service-nodeports { tcp . 30081 comment "default/web:http" : goto external-SUSTUHLJ-default/web/tcp/http }`,
       // The endpoint is not on this node: outside clients are dropped, pods and the host short-circuit.
       `add element ${Q} no-endpoint-nodeports { tcp . 30081 comment "default/web:http" : drop }`,
     ]);

@@ -28,6 +28,9 @@ import { OVERALL, p80, slice } from '../support/upstream-overall.js';
 //     external IP) balance likewise: their external addresses through lb-masq-<proto>-<n> (mark, then the
 //     service-endpoints map by that address), their NodePorts through lb-nodeport-<proto>-<n> (mark, then the
 //     nodeport-endpoints map by NodePort), not external-/service-/endpoint- chains.
+//  7. Dispatch elements (service-ips, service-nodeports) carry the ServicePortName as a comment, in iptables mode's
+//     words (`ns1/svc1:p80 cluster IP`; a NodePort's is the bare name), so the kernel's table says which Service
+//     port each address and port belongs to (`switchboard trace --live` reads it); upstream leaves them bare.
 // Not visible in this input: the firewall's node IP is the primary one (as upstream); source ranges are
 // de-duplicated; a --nodeport-addresses list names node IPs, not interface addresses.
 const EXPECTED = readFileSync(new URL('./upstream/overall-nftables.nft', import.meta.url), 'utf8');
@@ -76,6 +79,7 @@ function theirsComparable(text: string): string[] {
 /** Ours less what differs deliberately. */
 function oursComparable(text: string): string[] {
   return canonical(text)
+    .map((l) => (/^add element \S+ \S+ (service-ips|service-nodeports) /.test(l) ? l.replace(/ comment "[^"]*"/, '') : l))
     .filter((l) => !/ (hairpin-connections|service-endpoints-(tcp|udp|sctp)|nodeport-endpoints-(tcp|udp|sctp)|service-endpoints)( |$)/.test(l) && !/ lb-((masq|nodeport)-)?(tcp|udp|sctp)-\d+/.test(l))
     .filter((l) => !l.startsWith(`add rule ${Q} masquerading `) && !l.startsWith(`add rule ${Q} services ip daddr @cluster-ips `));
 }
@@ -102,12 +106,12 @@ describe('TestOverallNFTablesRules (upstream input, upstream expected output)', 
   it('writes what the comparison leaves out as documented', () => {
     const lines = canonical(text);
     expect(lines).toContain(`add rule ${Q} services ip daddr @cluster-ips ip saddr != 10.0.0.0/8 ${MARK} comment "masquerade clusterIP traffic from outside cluster"`);
-    expect(lines).toContain(`add element ${Q} service-ips { 172.30.0.41 . tcp . 80 : goto lb-tcp-1 }`);
+    expect(lines).toContain(`add element ${Q} service-ips { 172.30.0.41 . tcp . 80 comment "ns1/svc1:p80 cluster IP" : goto lb-tcp-1 }`);
     expect(lines).toContain(`add element ${Q} service-endpoints-tcp { 172.30.0.41 . 80 . 0 : 10.180.0.1 . 80 }`);
     // 6: svc3's NodePort and svc4's external IP (eTP Cluster) through the masquerading shared chains.
-    expect(lines).toContain(`add element ${Q} service-nodeports { tcp . 3003 : goto lb-nodeport-tcp-1 }`);
+    expect(lines).toContain(`add element ${Q} service-nodeports { tcp . 3003 comment "ns3/svc3:p80" : goto lb-nodeport-tcp-1 }`);
     expect(lines).toContain(`add element ${Q} nodeport-endpoints-tcp { 3003 . 0 : 10.180.0.3 . 80 }`);
-    expect(lines).toContain(`add element ${Q} service-ips { 192.168.99.33 . tcp . 80 : goto lb-masq-tcp-2 }`);
+    expect(lines).toContain(`add element ${Q} service-ips { 192.168.99.33 . tcp . 80 comment "ns4/svc4:p80 external IP" : goto lb-masq-tcp-2 }`);
     expect(lines).toContain(`add element ${Q} service-endpoints-tcp { 192.168.99.33 . 80 . 1 : 10.180.0.5 . 80 }`);
     expect(lines).toContain(`add rule ${Q} lb-nodeport-tcp-1 ${MARK}`);
     expect(lines).toContain(`add rule ${Q} lb-masq-tcp-2 ${MARK}`);

@@ -4,7 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import type { IptablesOptions } from '../../src/backends/iptables/options.js';
 import { compilerFor, load } from '../support/compile.js';
-import { tracePacket } from '../support/iptables-tracer.js';
+import { iptablesRulesetOf, traceIptables } from '../../src/diagnose/trace/iptables.js';
+import { flowOutput, flowRequest } from '../support/upstream-trace.js';
 import { endpointSlice, service, type EndpointSpec, type K8sObject, type ServiceSpec } from '../support/objects.js';
 import { OVERALL } from '../support/upstream-overall.js';
 
@@ -22,7 +23,7 @@ function rules(objects: readonly K8sObject[], overrides: Partial<IptablesOptions
 
 function checkFlows(text: string, rows: readonly Row[]): void {
   const got = rows.map(([name, src, dst, dport, output, masq]) => {
-    const t = tracePacket(text, { src, dst, dport }, LOCAL_IPS);
+    const t = flowOutput(traceIptables(iptablesRulesetOf(text, name), flowRequest({ src, dst, dport }, LOCAL_IPS), { source: name }));
     // upstream does not check masq for DROP, REJECT or no match.
     return [name, t.output, masq === undefined ? undefined : t.masq];
   });

@@ -14,7 +14,8 @@ import { NftablesCompiler } from '../../src/backends/nftables/compiler.js';
 import { type NftablesOptions, defaultNftablesOptions, ourTable } from '../../src/backends/nftables/options.js';
 import { load } from '../support/compile.js';
 import { FakeNft, type FakeTableView } from '../support/fakes/nft.js';
-import { NftTraceError, tracePacket } from '../support/nft-tracer.js';
+import { TraceInputError } from '../../src/diagnose/trace/types.js';
+import { traceNftFlow as tracePacket } from '../support/upstream-trace.js';
 import { endpointSlice, service, type EndpointSpec, type K8sObject, type ServiceSpec } from '../support/objects.js';
 import { OVERALL } from '../support/upstream-overall.js';
 
@@ -378,13 +379,13 @@ describe('the nftables tracer', () => {
   const pkt = { src: '10.0.0.2', dst: '172.30.0.41', dport: 80 };
 
   it('throws on an expression our backend does not write, wherever it is', () => {
-    expect(() => tracePacket(handTable({ pre: [nat, ['ip dscp 1 drop']] }), pkt, LOCAL_IPS)).toThrow(NftTraceError);
-    expect(() => tracePacket(handTable({ pre: [nat, ['counter jump x']], x: [undefined, []] }), pkt, LOCAL_IPS)).toThrow(NftTraceError);
+    expect(() => tracePacket(handTable({ pre: [nat, ['ip dscp 1 drop']] }), pkt, LOCAL_IPS)).toThrow(TraceInputError);
+    expect(() => tracePacket(handTable({ pre: [nat, ['counter jump x']], x: [undefined, []] }), pkt, LOCAL_IPS)).toThrow(TraceInputError);
     expect(() => tracePacket(handTable({ pre: [nat, ['jump x counter']], x: [undefined, []] }), pkt, LOCAL_IPS)).toThrow(/words after a verdict/);
-    expect(() => tracePacket(handTable({ pre: [nat, ['ip daddr 172.30.0.41 tcp dport 80 queue']] }), pkt, LOCAL_IPS)).toThrow(NftTraceError);
+    expect(() => tracePacket(handTable({ pre: [nat, ['ip daddr 172.30.0.41 tcp dport 80 queue']] }), pkt, LOCAL_IPS)).toThrow(TraceInputError);
     // Behind a condition the packet fails, and in a chain no packet reaches: every rule is read.
-    expect(() => tracePacket(handTable({ pre: [nat, ['ip daddr 10.9.9.9 queue']] }), pkt, LOCAL_IPS)).toThrow(NftTraceError);
-    expect(() => tracePacket(handTable({ pre: [nat, []], unused: [undefined, ['ip saddr 10.0.0.0/8 counter']] }), pkt, LOCAL_IPS)).toThrow(NftTraceError);
+    expect(() => tracePacket(handTable({ pre: [nat, ['ip daddr 10.9.9.9 queue']] }), pkt, LOCAL_IPS)).toThrow(TraceInputError);
+    expect(() => tracePacket(handTable({ pre: [nat, []], unused: [undefined, ['ip saddr 10.0.0.0/8 counter']] }), pkt, LOCAL_IPS)).toThrow(TraceInputError);
     expect(() => tracePacket(handTable({ pre: [nat, ['ip daddr 10.9.9.9 numgen random mod 1 vmap { 0 : goto gone }']] }), pkt, LOCAL_IPS)).toThrow(/no chain gone/);
     expect(() => tracePacket(handTable({ pre: ['type route hook output priority 0', []] }), pkt, LOCAL_IPS)).toThrow(/not understood/);
     expect(() => tracePacket(handTable({ pre: [nat, ['goto nowhere']] }), pkt, LOCAL_IPS)).toThrow(/no chain nowhere/);

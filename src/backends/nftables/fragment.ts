@@ -87,6 +87,12 @@ export interface NftFragment {
 }
 
 const NO_CHAINS: ReadonlyMap<string, string> = new Map();
+
+// What a dispatch element's comment says after the ServicePortName, in kube-proxy's iptables words, so the
+// kernel's table names the Service port each address and port belongs to (`switchboard trace --live` reads it).
+const CLUSTER_IP = 'cluster IP';
+const EXTERNAL_IP = 'external IP';
+const LOAD_BALANCER_IP = 'loadbalancer IP';
 const NO_SETS: ReadonlyMap<string, number> = new Map();
 
 /**
@@ -135,11 +141,11 @@ export function renderNftFragment(view: ServiceView, opts: NftablesOptions, node
     if (affinity === undefined && !(externallyAccessible && eTPLocal)) {
       // Load balancing as data: the ClusterIP, and an eTP Cluster port's external addresses and NodePort.
       // `at`: the dispatch element's key, and the endpoints map's key (the same without the protocol) for it.
-      const balance = (kind: LoadBalancerKind, list: readonly Endpoint[], dispatch: ManagedSet, at: readonly (readonly [string, string])[]): void => {
+      const balance = (kind: LoadBalancerKind, list: readonly Endpoint[], dispatch: ManagedSet, at: readonly (readonly [string, string, string])[]): void => {
         const lb = loadBalancerChain(kind, port.protocol, list.length);
         loadBalancers.push({ name: lb, kind, protocol: proto, count: list.length });
         const map = kind === 'nodeport' ? nodePortEndpoints(proto) : serviceEndpoints(proto);
-        for (const [k] of at) elements.push({ set: dispatch, key: k, value: `goto ${lb}` });
+        for (const [k, , comment] of at) elements.push({ set: dispatch, key: k, comment, value: `goto ${lb}` });
         let values = endpointValues.get(list);
         if (values === undefined) {
           values = exactSize(list.map((ep) => `${ep.ip} . ${ep.port}`));
@@ -148,8 +154,8 @@ export function renderNftFragment(view: ServiceView, opts: NftablesOptions, node
         }
         for (const [, prefix] of at) elements.push({ set: map, prefix, values });
       };
-      const byAddress = (ip: string) => [`${ip} . ${proto} . ${port.port}`, `${ip} . ${port.port}`] as const;
-      if (hasInternalEndpoints) balance('cluster', used, SERVICE_IPS, [byAddress(clusterIP)]);
+      const byAddress = (ip: string, what: string) => [`${ip} . ${proto} . ${port.port}`, `${ip} . ${port.port}`, `${spn} ${what}`] as const;
+      if (hasInternalEndpoints) balance('cluster', used, SERVICE_IPS, [byAddress(clusterIP, CLUSTER_IP)]);
       else elements.push({ set: NO_ENDPOINT_SERVICES, key, comment: spn, value: unserved });
       if (!externallyAccessible) continue;
       const fw = firewallChain(servicePortBase(spnParts));
@@ -157,13 +163,13 @@ export function renderNftFragment(view: ServiceView, opts: NftablesOptions, node
         chains ??= new Map();
         chains.set(fw, firewallRule);
       }
-      const external = [...view.externalIPs, ...view.loadBalancerIPs].map(byAddress);
+      const external = [...view.externalIPs.map((ip) => byAddress(ip, EXTERNAL_IP)), ...view.loadBalancerIPs.map((ip) => byAddress(ip, LOAD_BALANCER_IP))];
       if (hasExternalEndpoints && external.length > 0) balance('masq', sel.external, SERVICE_IPS, external);
-      if (firewallRule !== undefined) for (const ip of view.loadBalancerIPs) elements.push({ set: FIREWALL_IPS, key: byAddress(ip)[0], value: `goto ${fw}` });
+      if (firewallRule !== undefined) for (const ip of view.loadBalancerIPs) elements.push({ set: FIREWALL_IPS, key: byAddress(ip, LOAD_BALANCER_IP)[0], value: `goto ${fw}` });
       if (!hasExternalEndpoints) for (const [k] of external) elements.push({ set: NO_ENDPOINT_SERVICES, key: k, comment: spn, value: unserved });
       if (nodePort !== 0) {
         const k = `${proto} . ${nodePort}`;
-        if (hasExternalEndpoints) balance('nodeport', sel.external, SERVICE_NODEPORTS, [[k, String(nodePort)]]);
+        if (hasExternalEndpoints) balance('nodeport', sel.external, SERVICE_NODEPORTS, [[k, String(nodePort), spn]]);
         else elements.push({ set: NO_ENDPOINT_NODEPORTS, key: k, comment: spn, value: unserved });
       }
       continue;
@@ -224,16 +230,16 @@ export function renderNftFragment(view: ServiceView, opts: NftablesOptions, node
     if (firewallRule !== undefined) chains.set(fw, firewallRule);
 
     // Elements, in upstream's order.
-    if (hasInternalEndpoints) elements.push({ set: SERVICE_IPS, key, value: `goto ${iTPLocal ? localPolicyChain : clusterPolicyChain}` });
+    if (hasInternalEndpoints) elements.push({ set: SERVICE_IPS, key, comment: `${spn} ${CLUSTER_IP}`, value: `goto ${iTPLocal ? localPolicyChain : clusterPolicyChain}` });
     else elements.push({ set: NO_ENDPOINT_SERVICES, key, comment: spn, value: unserved });
     for (const ip of view.externalIPs) {
       const k = `${ip} . ${proto} . ${port.port}`;
-      if (usesExternalChain) elements.push({ set: SERVICE_IPS, key: k, value: `goto ${ext}` });
+      if (usesExternalChain) elements.push({ set: SERVICE_IPS, key: k, comment: `${spn} ${EXTERNAL_IP}`, value: `goto ${ext}` });
       if (!hasExternalEndpoints) elements.push({ set: NO_ENDPOINT_SERVICES, key: k, comment: spn, value: unserved });
     }
     for (const ip of view.loadBalancerIPs) {
       const k = `${ip} . ${proto} . ${port.port}`;
-      if (usesExternalChain) elements.push({ set: SERVICE_IPS, key: k, value: `goto ${ext}` });
+      if (usesExternalChain) elements.push({ set: SERVICE_IPS, key: k, comment: `${spn} ${LOAD_BALANCER_IP}`, value: `goto ${ext}` });
       if (firewallRule !== undefined) elements.push({ set: FIREWALL_IPS, key: k, value: `goto ${fw}` });
     }
     if (!hasExternalEndpoints) {
@@ -241,7 +247,7 @@ export function renderNftFragment(view: ServiceView, opts: NftablesOptions, node
     }
     if (nodePort !== 0) {
       const k = `${proto} . ${nodePort}`;
-      if (usesExternalChain) elements.push({ set: SERVICE_NODEPORTS, key: k, value: `goto ${ext}` });
+      if (usesExternalChain) elements.push({ set: SERVICE_NODEPORTS, key: k, comment: spn, value: `goto ${ext}` });
       if (!hasExternalEndpoints) elements.push({ set: NO_ENDPOINT_NODEPORTS, key: k, comment: spn, value: unserved });
     }
   }
