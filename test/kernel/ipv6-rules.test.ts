@@ -97,7 +97,7 @@ describe('IPv6 nftables table in the kernel', () => {
       }
       const listed = (await k.lab.exec('node', 'nft', ['list', 'table', 'ip6', 'kube-proxy'])).stdout;
       expect(listed).toContain('type ipv6_addr . inet_proto . inet_service : verdict');
-      expect(listed).toContain('fd00:10:96::50 . tcp . 80 : goto lb-tcp-2');
+      expect(listed).toContain('fd00:10:96::50 . tcp . 80 comment "default/web:http cluster IP" : goto lb-tcp-2');
       expect(listed).toContain('chain endpoint-');
       expect(listed).toMatch(/dnat ip6 to \[fd00:10:244:1::10\]:8080|dnat to \[fd00:10:244:1::10\]:8080/);
       expect((await k.lab.exec('node', 'nft', ['list', 'table', 'ip', 'kube-proxy'])).stdout).toContain('10.96.0.50 . tcp . 80');

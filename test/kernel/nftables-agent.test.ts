@@ -97,7 +97,7 @@ describe('switchboard run --backend nftables (end to end)', () => {
     await lab.exec('node', 'nft', ['flush', 'ruleset']);
     await eventually(async () => JSON.stringify(await seen(WEB_IP)) === '["ok:a"]', 10_000, 'table restored after the flush');
     await agent.waitFor((l) => l.includes('canary chain missing'), 1_000, 'the canary warning');
-    expect(await nftTable(lab)).toContain(`${WEB_IP} . tcp . 80 : goto lb-tcp-1`);
+    expect(await nftTable(lab)).toContain(`${WEB_IP} . tcp . 80 comment "default/web:http cluster IP" : goto lb-tcp-1`);
     api.server.remove('Service', 'default', 'web');
     api.server.remove('EndpointSlice', 'default', 'web-1');
   });

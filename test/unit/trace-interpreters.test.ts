@@ -3,7 +3,7 @@
 // tables; and how a trace's branches are summed up. The golden tests (trace-goldens) cover compile's own text.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { IptablesRuleset } from '../../src/diagnose/trace/iptables-rules.js';
+import { IptablesRuleset, ruleWords } from '../../src/diagnose/trace/iptables-rules.js';
 import { traceIptables } from '../../src/diagnose/trace/iptables.js';
 import { Ipsets } from '../../src/diagnose/trace/ipsets.js';
 import { ipvsTableOf, traceIpvs } from '../../src/diagnose/trace/ipvs.js';
@@ -79,6 +79,11 @@ describe('the iptables interpreter on iptables-save output', () => {
     expect(() => trace('-m owner --uid-owner 0 -j ACCEPT')).toThrow(/nat KUBE-SERVICES rule 1: -m owner is not understood in "-m owner --uid-owner 0 -j ACCEPT"/);
     expect(() => trace('-j KUBE-SVC-NOWHERE')).toThrow(/-j KUBE-SVC-NOWHERE: no such chain in table nat/);
     expect(() => trace('-j DNAT')).toThrow(TraceInputError);
+  });
+
+  it('splits rule words as iptables-save quotes them', () => {
+    expect(ruleWords('-m comment --comment "a \\"b\\" c"  -d 10.0.0.1/32 -j X')).toEqual(['-m', 'comment', '--comment', 'a "b" c', '-d', '10.0.0.1/32', '-j', 'X']);
+    expect(ruleWords('--comment ns/a:http -j KUBE-SEP-A')).toEqual(['--comment', 'ns/a:http', '-j', 'KUBE-SEP-A']);
   });
 
   it('refuses restore input it cannot apply, naming the line', () => {

@@ -142,19 +142,24 @@ export function ruleWords(spec: string): string[] {
   while (i < spec.length) {
     while (spec[i] === ' ' || spec[i] === '\t') i++;
     if (i >= spec.length) break;
+    if (spec[i] !== '"') {
+      let end = i;
+      while (end < spec.length && spec[end] !== ' ' && spec[end] !== '\t') end++;
+      out.push(spec.slice(i, end));
+      i = end;
+      continue;
+    }
     let word = '';
-    if (spec[i] === '"') {
-      i++;
-      while (i < spec.length && spec[i] !== '"') {
-        if (spec[i] === '\\' && i + 1 < spec.length) i++;
-        word += spec[i];
-        i++;
+    let start = ++i;
+    while (i < spec.length && spec[i] !== '"') {
+      if (spec[i] === '\\' && i + 1 < spec.length) {
+        word += spec.slice(start, i);
+        start = ++i;
       }
       i++;
-    } else {
-      while (i < spec.length && spec[i] !== ' ' && spec[i] !== '\t') word += spec[i++];
     }
-    out.push(word);
+    out.push(word + spec.slice(start, i));
+    i++;
   }
   return out;
 }
