@@ -100,10 +100,23 @@ export async function runAgent(config: ProxyConfig, flags: RunFlags, print: (tex
     retryIntervalMs: 5_000,
     ...(events !== undefined ? { onListenError: (service: string, port: number, error: Error) => events.record(listenFailureEvent(config.nodeName, service, port, error)) } : {}),
   });
+  // Where plans go: the kernel, or (a dry run) stdout, each sync headed by when it would have run (and, with
+  // several families, which one: each family's output stays valid input for its tool).
+  const dryRunApplier = (family: IPFamily | undefined): Applier => {
+    let syncNo = 0;
+    const printer = new PrintApplier(print, 'pipeable');
+    return {
+      apply: (steps) => {
+        print(`# switchboard dry-run sync ${++syncNo}${family === undefined ? '' : ` (${family})`} at ${new Date().toISOString()}\n`);
+        return printer.apply(steps);
+      },
+    };
+  };
   // One health server for every family (one listener per port), fed after the primary family's syncs.
   const lanes = backends.map(({ family, backend }, i) => ({
     family,
     backend,
+    ...(flags.dryRun && backends.length > 1 ? { applier: dryRunApplier(family) } : {}),
     hooks: combineHooks(
       healthHooks(health, family),
       i === 0 ? serviceHealthHooks(serviceHealth, state, families) : {},
@@ -113,17 +126,7 @@ export async function runAgent(config: ProxyConfig, flags: RunFlags, print: (tex
     ),
   }));
 
-  // Where plans go: the kernel, or (a dry run) stdout, each sync headed by when it would have run.
-  let syncNo = 0;
-  const printer = new PrintApplier(print, 'pipeable');
-  const applier: Applier = flags.dryRun
-    ? {
-        apply: (steps) => {
-          print(`# switchboard dry-run sync ${++syncNo} at ${new Date().toISOString()}\n`);
-          return printer.apply(steps);
-        },
-      }
-    : new KernelApplier();
+  const applier: Applier = flags.dryRun ? dryRunApplier(undefined) : new KernelApplier();
   const loop = new SyncLoop(state, lanes, {
     minSyncPeriodMs,
     syncPeriodMs,

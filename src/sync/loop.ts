@@ -33,6 +33,8 @@ export interface SyncLane {
   readonly family: IPFamily;
   readonly backend: ProxyBackend;
   readonly hooks: SyncHooks;
+  /** Where this family's plans go, instead of the loop's applier (a dry run labels each family's output). */
+  readonly applier?: Applier;
 }
 
 /** A lane's own sync state. */
@@ -241,7 +243,7 @@ export class SyncLoop {
     try {
       backend.update(this.state, changed);
       this.trackEndpoints(l, primary, changed);
-      const outcome = await syncBackend(backend, full, this.options);
+      const outcome = await syncBackend(backend, full, { applier: l.lane.applier ?? this.options.applier, readKernel: this.options.readKernel });
       const end = this.now();
       if (full) {
         l.needFull = false;
