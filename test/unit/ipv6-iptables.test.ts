@@ -12,16 +12,12 @@ import { parseRules } from '../support/iptables-text.js';
 import { iptablesRulesetOf, traceIptables } from '../../src/diagnose/trace/iptables.js';
 import { flowOutput, flowRequest } from '../support/upstream-trace.js';
 import { Ipsets } from '../../src/diagnose/trace/ipsets.js';
-import { endpointSlice, service, type EndpointSpec, type K8sObject, type ServiceSpec } from '../support/objects.js';
+import { endpointSlice, service, type K8sObject } from '../support/objects.js';
+import { BOTH, DUAL_STACK_OBJECTS, LOCAL_IPS, NODE, type Row, at, svc, v6slice } from '../support/upstream-ipv6.js';
 import { bothComparable } from '../support/upstream-iptables.js';
 
-const NODE = 'test-node';
-/** upstream's fake node (both families: the tracer's LOCAL addresses), 2001:db8::1 its primary IPv6 address. */
-const LOCAL_IPS = ['127.0.0.1', '192.168.0.2', '192.168.1.2', '192.168.99.11', '::1', '2001:db8::1', '2001:db8:1::2'];
 /** upstream's IPv6 fake proxier: pod CIDR fd00:10::/64 as its local detector. */
 const V6: Partial<IptablesOptions> = { family: 'IPv6', clusterCidr: 'fd00:10::/64' };
-
-type Row = readonly [name: string, src: string, dst: string, dport: number, output: string, masq?: boolean | undefined];
 
 /** The full sync's restore payload; `ipsets` gets the flat layout's ipset input, if any. */
 function rules(objects: readonly K8sObject[], overrides: Partial<IptablesOptions> = {}, ipsets?: Ipsets): string {
@@ -40,17 +36,6 @@ function checkFlows(text: string, rows: readonly Row[], ipsets?: Ipsets): void {
   expect(got).toEqual(rows.map(([name, , , , output, masq]) => [name, output, masq]));
 }
 
-const v6slice = (name: string, eps: EndpointSpec[], port = 80): K8sObject =>
-  endpointSlice({ namespace: 'ns1', name: `${name}-1`, service: name, addressType: 'IPv6', ports: [{ name: 'p80', port }], endpoints: eps });
-
-function svc(spec: Partial<ServiceSpec> & { name: string; clusterIP: string }, eps: EndpointSpec[]): K8sObject[] {
-  return [
-    service({ ports: [{ name: 'p80', port: 80, ...(spec.type === 'ClusterIP' ? {} : { nodePort: 3001 }) }], type: 'LoadBalancer', ...spec, namespace: 'ns1' }),
-    ...(eps.length > 0 ? [v6slice(spec.name, eps)] : []),
-  ];
-}
-const at = (ip: string, nodeName?: string): EndpointSpec => ({ ip, ...(nodeName !== undefined ? { nodeName } : {}) });
-const BOTH = '[fd00:10:180::1]:80, [fd00:10:180::2:1]:80';
 
 describe('TestEnableLocalhostNodePortsIPv6 / TestDisableLocalhostNodePortsIPv6 (upstream expected text)', () => {
   // Upstream's NoOp local detector (no cluster CIDR), node test-node, NodePort 30001, eTP Local; v1.27/v1.28-era
@@ -242,32 +227,7 @@ describe('IPv6 flows (upstream tables with IPv6 addresses)', () => {
 });
 
 describe('dual-stack objects rendered for IPv6', () => {
-  const objects: K8sObject[] = [
-    service({
-      namespace: 'ns1',
-      name: 'dual',
-      type: 'LoadBalancer',
-      clusterIP: '172.30.0.41',
-      clusterIPs: ['172.30.0.41', 'fd00:172:30::41'],
-      ipFamilies: ['IPv4', 'IPv6'],
-      externalIPs: ['192.168.99.11', '2001:db8:1::2'],
-      loadBalancerIngress: [{ ip: '1.2.3.4' }, { ip: '2001:db8:ff::1' }],
-      loadBalancerSourceRanges: ['203.0.113.0/25', '2600:5200::/32'],
-      ports: [{ name: 'p80', port: 80, nodePort: 3001 }],
-    }),
-    endpointSlice({ namespace: 'ns1', name: 'dual-v4', service: 'dual', ports: [{ name: 'p80', port: 80 }], endpoints: [{ ip: '10.180.0.1' }] }),
-    endpointSlice({ namespace: 'ns1', name: 'dual-v6', service: 'dual', addressType: 'IPv6', ports: [{ name: 'p80', port: 80 }], endpoints: [{ ip: 'fd00:10:180::1' }] }),
-    // IPv6 first in spec.clusterIPs: the IPv4 proxier still takes the IPv4 one, the IPv6 one the IPv6 one.
-    service({ namespace: 'ns1', name: 'v6first', clusterIP: 'fd00:172:30::42', clusterIPs: ['fd00:172:30::42', '172.30.0.42'], ipFamilies: ['IPv6', 'IPv4'], ports: [{ name: 'p80', port: 80 }] }),
-    endpointSlice({ namespace: 'ns1', name: 'v6first-v6', service: 'v6first', addressType: 'IPv6', ports: [{ name: 'p80', port: 80 }], endpoints: [{ ip: 'fd00:10:180::2' }] }),
-    endpointSlice({ namespace: 'ns1', name: 'v6first-v4', service: 'v6first', ports: [{ name: 'p80', port: 80 }], endpoints: [{ ip: '10.180.0.2' }] }),
-    // IPv4 single-stack with an IPv6 slice (not something the API produces): nothing in IPv6, its NodePort neither.
-    service({ namespace: 'ns1', name: 'v4only', type: 'NodePort', clusterIP: '172.30.0.43', ipFamilies: ['IPv4'], ports: [{ name: 'p80', port: 80, nodePort: 3003 }] }),
-    endpointSlice({ namespace: 'ns1', name: 'v4only-v6', service: 'v4only', addressType: 'IPv6', ports: [{ name: 'p80', port: 80 }], endpoints: [{ ip: 'fd00:10:180::3' }] }),
-    // IPv6 single-stack whose only slice is IPv4: no IPv6 endpoints, so REJECT.
-    service({ namespace: 'ns1', name: 'v6only', clusterIP: 'fd00:172:30::44', ipFamilies: ['IPv6'], ports: [{ name: 'p80', port: 80 }] }),
-    endpointSlice({ namespace: 'ns1', name: 'v6only-v4', service: 'v6only', ports: [{ name: 'p80', port: 80 }], endpoints: [{ ip: '10.180.0.4' }] }),
-  ];
+  const objects = DUAL_STACK_OBJECTS;
   const ipv4Address = /\b\d{1,3}(\.\d{1,3}){3}\b/g;
 
   it.each(['kube-proxy', 'flat'] as const)('%s layout: only IPv6 addresses, each Service by its IPv6 ClusterIP and slices', (layout) => {

@@ -11,15 +11,11 @@ import type { LoadedState } from '../../src/sources/objects.js';
 import { load, setObject } from '../support/compile.js';
 import { FakeNft, type FakeTableView } from '../support/fakes/nft.js';
 import { traceNftFlow as tracePacket } from '../support/upstream-trace.js';
-import { endpointSlice, service, type EndpointSpec, type K8sObject, type ServiceSpec } from '../support/objects.js';
+import { service, type K8sObject } from '../support/objects.js';
+import { BOTH, DUAL_STACK_OBJECTS, LOCAL_IPS, NODE, type Row, at, svc, v6slice } from '../support/upstream-ipv6.js';
 
-const NODE = 'test-node';
-/** upstream's fake node: 2001:db8::1 (primary) and 2001:db8:1::2 on eth0, ::1 on lo (and its IPv4 addresses). */
-const LOCAL_IPS = ['127.0.0.1', '192.168.0.2', '192.168.1.2', '192.168.99.11', '::1', '2001:db8::1', '2001:db8:1::2'];
 const V6: Partial<NftablesOptions> = { family: 'IPv6', clusterCidr: 'fd00:10::/64' };
 const T6 = 'ip6 kube-proxy';
-
-type Row = readonly [name: string, src: string, dst: string, dport: number, output: string, masq?: boolean | undefined];
 
 function compiled(objects: readonly K8sObject[], overrides: Partial<NftablesOptions> = {}): { loaded: LoadedState; compiler: NftablesCompiler; text: string; view: FakeTableView } {
   const loaded = load(objects, NODE);
@@ -46,17 +42,6 @@ function checkFlows(view: FakeTableView, rows: readonly Row[]): void {
   expect(got, `rules matched:\n${matched.join('\n')}`).toEqual(rows.map(([name, , , , output, masq]) => [name, output, masq]));
 }
 
-const v6slice = (name: string, eps: EndpointSpec[], port = 80): K8sObject =>
-  endpointSlice({ namespace: 'ns1', name: `${name}-1`, service: name, addressType: 'IPv6', ports: [{ name: 'p80', port }], endpoints: eps });
-
-function svc(spec: Partial<ServiceSpec> & { name: string; clusterIP: string }, eps: EndpointSpec[]): K8sObject[] {
-  return [
-    service({ ports: [{ name: 'p80', port: 80, ...(spec.type === 'ClusterIP' ? {} : { nodePort: 3001 }) }], type: 'LoadBalancer', ...spec, namespace: 'ns1' }),
-    ...(eps.length > 0 ? [v6slice(spec.name, eps)] : []),
-  ];
-}
-const at = (ip: string, nodeName?: string): EndpointSpec => ({ ip, ...(nodeName !== undefined ? { nodeName } : {}) });
-const BOTH = '[fd00:10:180::1]:80, [fd00:10:180::2:1]:80';
 
 describe('upstream\'s IPv6 forms (reference §10.4, knftables fake_test.go\'s kube-proxy-shaped IPv6 dump)', () => {
   const EXCERPT = readFileSync(new URL('./upstream/knftables-ipv6-excerpt.nft', import.meta.url), 'utf8').split('\n').filter((l) => l !== '');
@@ -253,29 +238,7 @@ describe('IPv6 flows', () => {
 });
 
 describe('dual-stack objects rendered for IPv6', () => {
-  const objects: K8sObject[] = [
-    service({
-      namespace: 'ns1',
-      name: 'dual',
-      type: 'LoadBalancer',
-      clusterIP: '172.30.0.41',
-      clusterIPs: ['172.30.0.41', 'fd00:172:30::41'],
-      ipFamilies: ['IPv4', 'IPv6'],
-      externalIPs: ['192.168.99.11', '2001:db8:1::2'],
-      loadBalancerIngress: [{ ip: '1.2.3.4' }, { ip: '2001:db8:ff::1' }],
-      loadBalancerSourceRanges: ['203.0.113.0/25', '2600:5200::/32'],
-      ports: [{ name: 'p80', port: 80, nodePort: 3001 }],
-    }),
-    endpointSlice({ namespace: 'ns1', name: 'dual-v4', service: 'dual', ports: [{ name: 'p80', port: 80 }], endpoints: [{ ip: '10.180.0.1' }] }),
-    endpointSlice({ namespace: 'ns1', name: 'dual-v6', service: 'dual', addressType: 'IPv6', ports: [{ name: 'p80', port: 80 }], endpoints: [{ ip: 'fd00:10:180::1' }] }),
-    service({ namespace: 'ns1', name: 'v6first', clusterIP: 'fd00:172:30::42', clusterIPs: ['fd00:172:30::42', '172.30.0.42'], ipFamilies: ['IPv6', 'IPv4'], ports: [{ name: 'p80', port: 80 }] }),
-    endpointSlice({ namespace: 'ns1', name: 'v6first-v6', service: 'v6first', addressType: 'IPv6', ports: [{ name: 'p80', port: 80 }], endpoints: [{ ip: 'fd00:10:180::2' }] }),
-    endpointSlice({ namespace: 'ns1', name: 'v6first-v4', service: 'v6first', ports: [{ name: 'p80', port: 80 }], endpoints: [{ ip: '10.180.0.2' }] }),
-    service({ namespace: 'ns1', name: 'v4only', type: 'NodePort', clusterIP: '172.30.0.43', ipFamilies: ['IPv4'], ports: [{ name: 'p80', port: 80, nodePort: 3003 }] }),
-    endpointSlice({ namespace: 'ns1', name: 'v4only-v6', service: 'v4only', addressType: 'IPv6', ports: [{ name: 'p80', port: 80 }], endpoints: [{ ip: 'fd00:10:180::3' }] }),
-    service({ namespace: 'ns1', name: 'v6only', clusterIP: 'fd00:172:30::44', ipFamilies: ['IPv6'], ports: [{ name: 'p80', port: 80 }] }),
-    endpointSlice({ namespace: 'ns1', name: 'v6only-v4', service: 'v6only', ports: [{ name: 'p80', port: 80 }], endpoints: [{ ip: '10.180.0.4' }] }),
-  ];
+  const objects = DUAL_STACK_OBJECTS;
 
   it('only IPv6 addresses; each Service by its IPv6 ClusterIP and slices; an IPv4-only Service not at all', () => {
     const { text, view } = compiled(objects);
