@@ -103,6 +103,23 @@ describe('sync loop', () => {
     await Promise.all(loops.splice(0).map((l) => l.stop()));
   });
 
+  /** A loop over two families, each with its own scripted backend and recorded hooks. */
+  function makeDual() {
+    const state = new ClusterState();
+    const v4 = { backend: new ScriptedBackend(), ...recordingHooks() };
+    const v6 = { backend: new ScriptedBackend(), ...recordingHooks() };
+    const loop = new SyncLoop(
+      state,
+      [
+        { family: 'IPv4', backend: v4.backend, hooks: v4.hooks },
+        { family: 'IPv6', backend: v6.backend, hooks: v6.hooks },
+      ],
+      OPTIONS,
+    );
+    loops.push(loop);
+    return { state, v4, v6, loop };
+  }
+
   function make(options: Partial<SyncLoopOptions> = {}) {
     const state = new ClusterState();
     const backend = new ScriptedBackend();
@@ -158,18 +175,7 @@ describe('sync loop', () => {
   });
 
   it('syncs each family in every sync; a failing family falls back to full syncs without holding the other back', async () => {
-    const state = new ClusterState();
-    const v4 = { backend: new ScriptedBackend(), ...recordingHooks() };
-    const v6 = { backend: new ScriptedBackend(), ...recordingHooks() };
-    const loop = new SyncLoop(
-      state,
-      [
-        { family: 'IPv4', backend: v4.backend, hooks: v4.hooks },
-        { family: 'IPv6', backend: v6.backend, hooks: v6.hooks },
-      ],
-      OPTIONS,
-    );
-    loops.push(loop);
+    const { state, v4, v6, loop } = makeDual();
     addService(state, 'web', ['10.244.1.1']);
     loop.start();
     await loop.idle();
@@ -197,18 +203,7 @@ describe('sync loop', () => {
   });
 
   it('reports a slice\'s programming latency in its own family only', async () => {
-    const state = new ClusterState();
-    const v4 = { backend: new ScriptedBackend(), ...recordingHooks() };
-    const v6 = { backend: new ScriptedBackend(), ...recordingHooks() };
-    const loop = new SyncLoop(
-      state,
-      [
-        { family: 'IPv4', backend: v4.backend, hooks: v4.hooks },
-        { family: 'IPv6', backend: v6.backend, hooks: v6.hooks },
-      ],
-      OPTIONS,
-    );
-    loops.push(loop);
+    const { state, v4, v6, loop } = makeDual();
     addService(state, 'web', ['10.244.1.1']);
     loop.start();
     await loop.idle();
