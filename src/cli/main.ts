@@ -47,10 +47,11 @@ const io = {
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
-// One definition per option that `compile` and `run` share: the two must agree on them.
+// One definition per option the commands share: they must agree on them.
 const backendOption = () => new Option('--backend <backend>', 'kernel backend').choices(BACKENDS).default('iptables' as const);
 const nodeNameOption = () => new Option('--node-name <name>', "this node's name (default: $NODE_NAME, else the hostname)");
-const nodeIpOption = () => new Option('--node-ip <ip>', "this node's primary IP");
+const nodeIpOption = () => new Option('--node-ip <ips>', "this node's IP per family, comma separated, the primary family's first");
+const outputOption = () => new Option('-o, --output <format>', 'output format').choices(['text', 'json'] as const).default('text' as const);
 const clusterCidrOption = () =>
   new Option('--cluster-cidr <cidrs>', 'pod CIDR(s), comma separated, at most one per family: traffic from outside is masqueraded');
 const masqueradeAllOption = () => new Option('--masquerade-all', 'masquerade all traffic to Service IPs').default(false);
@@ -145,10 +146,10 @@ program
   .option('-f, --filename <file>', 'read objects from YAML/JSON (kubectl get svc,endpointslices,pods,nodes -A -o yaml) instead of the API server; - is stdin (repeatable)', collect, [] as string[])
   .option('--kubeconfig <file>', 'kubeconfig file, as run (without -f)')
   .addOption(nodeNameOption())
-  .addOption(new Option('--node-ip <ip>', "this node's IP per family, comma separated"))
+  .addOption(nodeIpOption())
   .addOption(backendOption())
   .addOption(clusterCidrOption())
-  .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json'] as const).default('text' as const))
+  .addOption(outputOption())
   .action(async (ref, opts) => {
     const config = buildProxyConfig(opts);
     const { runExplain } = await import('./explain.js');
@@ -171,7 +172,7 @@ program
   .addOption(ipvsSchedulerOption())
   .addOption(nodePortAddressesOption())
   .addOption(localhostNodePortsOption())
-  .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json'] as const).default('text' as const))
+  .addOption(outputOption())
   .action(async (opts) => {
     const config = buildProxyConfig(opts);
     const { runTrace } = await import('./trace.js');
