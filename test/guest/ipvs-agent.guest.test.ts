@@ -4,7 +4,7 @@
 // node port of an eTP Local LoadBalancer answers a client off the node.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { endpointSlice, service, type K8sObject } from '../support/objects.js';
-import { type Agent, type ApiFixture, eventually, useAgentLab } from '../kernel/agent-harness.js';
+import { type Agent, type ApiFixture, HEALTH_CHECK_NODE_PORT, eventually, healthCheckedLoadBalancer, useAgentLab } from '../kernel/agent-harness.js';
 import { NODE_NAME, TempFiles, boundAddresses, ipvsTable, loopBackMembers, outcomes, resetIpvs } from '../kernel/helpers.js';
 import type { Lab } from '../kernel/lab/index.js';
 
@@ -128,18 +128,9 @@ describe('switchboard run --backend ipvs (end to end)', { timeout: 120_000 + AGE
   it('serves the health-check node port of an eTP Local LoadBalancer to a client off the node: 200, then 503 without a local endpoint', async () => {
     await lab.resetNetfilter();
     await resetIpvs(lab);
-    const HCNP = 32111;
-    const lb = service({
-      name: 'lb',
-      type: 'LoadBalancer',
-      clusterIP: '10.96.5.20',
-      ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: 31080 }],
-      externalTrafficPolicy: 'Local',
-      healthCheckNodePort: HCNP,
-      loadBalancerIngress: [{ ip: '203.0.113.40' }],
-    });
-    const lbSlice = (nodeName: string): K8sObject =>
-      endpointSlice({ name: 'lb-1', service: 'lb', ports: [{ name: 'http', port: 8080 }], endpoints: [{ ip: A.ip, nodeName }] });
+    const HCNP = HEALTH_CHECK_NODE_PORT;
+    const lb = healthCheckedLoadBalancer.service;
+    const lbSlice = (nodeName: string): K8sObject => healthCheckedLoadBalancer.slice(A.ip, nodeName);
     /** GET on the node IP's health-check port from pod c, through the node's INPUT rules. */
     const health = async (): Promise<{ status: number; body: string }> => {
       // Before the listener is up the connection fails: status 0, so `eventually` keeps polling.

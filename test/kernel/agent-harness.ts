@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { TestApiServer } from '../apiserver/server.js';
-import type { K8sObject } from '../support/objects.js';
+import { endpointSlice, service, type K8sObject } from '../support/objects.js';
 import { CLI, CLUSTER_CIDR, NODE_NAME, TempFiles, requireBuiltCli } from './helpers.js';
 import { type Lab, type PodSpec, createLab, requireKernelTestPrereqs } from './lab/index.js';
 
@@ -217,3 +217,21 @@ export async function eventually(check: () => Promise<boolean | string>, timeout
   }
   throw new Error(`${what}: not true within ${timeoutMs} ms (last: ${String(last)})`);
 }
+
+/** The health-check node port the eTP Local LoadBalancer below serves (kube-proxy's per-service health server). */
+export const HEALTH_CHECK_NODE_PORT = 32111;
+
+/** An eTP Local LoadBalancer with a health-check node port, and its one-endpoint slice on `nodeName`. */
+export const healthCheckedLoadBalancer = {
+  service: service({
+    name: 'lb',
+    type: 'LoadBalancer',
+    clusterIP: '10.96.5.20',
+    ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: 31080 }],
+    externalTrafficPolicy: 'Local',
+    healthCheckNodePort: HEALTH_CHECK_NODE_PORT,
+    loadBalancerIngress: [{ ip: '203.0.113.40' }],
+  }),
+  slice: (ip: string, nodeName: string): K8sObject =>
+    endpointSlice({ name: 'lb-1', service: 'lb', ports: [{ name: 'http', port: 8080 }], endpoints: [{ ip, nodeName }] }),
+};

@@ -4,7 +4,7 @@
 import { hostname } from 'node:os';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { endpointSlice, service, type K8sObject } from '../support/objects.js';
-import { type Agent, type ApiFixture, HEALTHZ_PORT, METRICS_PORT, NsProcess, eventually, useAgentLab } from './agent-harness.js';
+import { type Agent, type ApiFixture, HEALTHZ_PORT, HEALTH_CHECK_NODE_PORT, METRICS_PORT, NsProcess, eventually, healthCheckedLoadBalancer, useAgentLab } from './agent-harness.js';
 import { NODE_NAME, TempFiles, loopBackMembers, outcomes } from './helpers.js';
 import type { Lab } from './lab/index.js';
 
@@ -236,18 +236,9 @@ describe('switchboard run (end to end)', () => {
 
   it('serves the health-check node port of an eTP Local LoadBalancer: 200 with local endpoints, 503 without, closed when gone', async () => {
     await lab.resetNetfilter();
-    const HCNP = 32111;
-    const lb = service({
-      name: 'lb',
-      type: 'LoadBalancer',
-      clusterIP: '10.96.5.20',
-      ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: 31080 }],
-      externalTrafficPolicy: 'Local',
-      healthCheckNodePort: HCNP,
-      loadBalancerIngress: [{ ip: '203.0.113.40' }],
-    });
-    const lbSlice = (nodeName: string) =>
-      endpointSlice({ name: 'lb-1', service: 'lb', ports: [{ name: 'http', port: 8080 }], endpoints: [{ ip: A.ip, nodeName }] });
+    const HCNP = HEALTH_CHECK_NODE_PORT;
+    const lb = healthCheckedLoadBalancer.service;
+    const lbSlice = (nodeName: string): K8sObject => healthCheckedLoadBalancer.slice(A.ip, nodeName);
     api.server.apply(lb);
     api.server.apply(lbSlice(NODE_NAME));
     agent = api.startAgent();
