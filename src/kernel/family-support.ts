@@ -3,9 +3,8 @@
 // iptables and IPVS modes need that family's iptables to work.
 import { access } from 'node:fs/promises';
 import type { IPFamily } from '../model/ip.js';
-import { probeTool } from './exec.js';
+import { ToolError, probeTool } from './exec.js';
 import type { IptablesTools } from './iptables.js';
-import { ToolError } from './exec.js';
 
 export type FamilySupport = { readonly ok: true } | { readonly ok: false; readonly why: string };
 
